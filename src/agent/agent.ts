@@ -1,0 +1,361 @@
+// The agent runtime: feeds incoming messages through admission, drives the lifecycle by running the
+// effect of the current state and committing the event it returns, and tells the transport (MQTT)
+// what to publish. It owns no I/O of its own beyond the store and the backend it is given.
+import { EventEmitter } from 'node:events';
+import type { BootInfo, RebootOutcome, UpdateBackend } from '../core/backend.js';
+import { admitAnnouncement, channelKey, type AnnouncementDecision } from '../core/admission.js';
+import { onResume, step, type EventInput } from '../core/machine.js';
+import { TERMINAL_STATES } from '../core/transitions.js';
+import type { UpdateRecord } from '../core/update-record.js';
+import type { TrustPolicy } from '../core/signed-message.js';
+import type { Config } from '../config/schema.js';
+import type { HealthCheckSpec, HealthVerdict } from '../health/schema.js';
+import { topics, type Topics } from '../mqtt/topics.js';
+import type { DeviceState } from '../schemas/device-messages.js';
+import type { AgentStore } from '../store/agent-store.js';
+import type { Logger } from '../util/log.js';
+import { EFFECTS, finish, type EffectEnv, type EffectResult } from './effects.js';
+import { handleCommand, type CommandDecision } from './commands.js';
+import { rejectionEvent, transitionEvent } from './wire-events.js';
+import { buildDeviceState } from './device-state.js';
+
+export interface AgentDeps {
+  config: Config;
+  store: AgentStore;
+  backend: UpdateBackend;
+  trust: TrustPolicy;
+  log: Logger;
+  agentVersion: string;
+  runChecks: (specs: readonly HealthCheckSpec[], signal: AbortSignal) => Promise<HealthVerdict>;
+  now?: () => Date;
+}
+
+export interface AgentEvents {
+  /** New events are in the outbox. */
+  outbox: [];
+  /** The retained state changed. */
+  state: [DeviceState];
+  /** A reboot is under way; a simulated one asks the process to exit. */
+  reboot: [RebootOutcome];
+}
+
+export class Agent extends EventEmitter<AgentEvents> {
+  readonly topics: Topics;
+  private boot!: BootInfo;
+  private readonly now: () => Date;
+  private driving: Promise<void> | null = null;
+  private again = false;
+  private stopped = false;
+  private rebooting = false;
+  private effectAbort: AbortController | null = null;
+  private cancelRequest: { message: string } | null = null;
+  private progress: { phase: string; percent: number } | null = null;
+  private lastProgressEmit = 0;
+  private windowTimer: NodeJS.Timeout | null = null;
+
+  constructor(private readonly deps: AgentDeps) {
+    super();
+    this.now = deps.now ?? (() => new Date());
+    this.topics = topics(deps.config.topicPrefix);
+  }
+
+  get bootInfo(): BootInfo {
+    return this.boot;
+  }
+
+  /** Reads what booted, resumes whatever was in flight, and starts driving. */
+  async start(): Promise<void> {
+    this.boot = await this.deps.backend.bootInfo();
+    this.deps.store.setMeta('runningVersion', this.boot.version);
+    this.deps.store.setMeta('bootedSlot', this.boot.bootedSlot);
+    this.deps.store.setMeta('backend', this.deps.backend.name);
+    const rec = this.deps.store.current();
+    if (rec) {
+      const decision = onResume(rec, this.deps.config.limits.maxResumes);
+      this.deps.store.saveRecord(decision.record);
+      this.deps.log.info({ updateId: rec.updateId, state: rec.state, resumes: decision.record.resumes }, 'resuming update');
+      if (decision.action === 'loop') this.apply(decision.record, decision.event);
+    }
+    this.kick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.windowTimer) clearTimeout(this.windowTimer);
+    this.effectAbort?.abort(new Error('agent stopping'));
+    await this.driving?.catch(() => undefined);
+  }
+
+  /** Resolves when the lifecycle loop has nothing more to do right now (tests, CLI). */
+  async idle(): Promise<void> {
+    while (this.driving) await this.driving;
+  }
+
+  state(): DeviceState {
+    return buildDeviceState({
+      config: this.deps.config,
+      store: this.deps.store,
+      boot: this.boot,
+      backendName: this.deps.backend.name,
+      agentVersion: this.deps.agentVersion,
+      progress: this.progress,
+      now: this.now(),
+    });
+  }
+
+  // ---- incoming messages -------------------------------------------------------------------
+
+  handleAnnouncement(topic: string, raw: Uint8Array): AnnouncementDecision {
+    const { config, store, log } = this.deps;
+    const rec = store.current();
+    const topicInfo = this.topics.parseAnnounce(topic);
+    const decision = admitAnnouncement(raw, topic, {
+      deviceId: config.deviceId,
+      compatible: config.compatible,
+      groups: config.groups,
+      backend: this.deps.backend.handles,
+      runningVersion: this.boot.version,
+      trust: this.deps.trust,
+      maxMessageBytes: config.limits.maxMessageBytes,
+      clockSkewSeconds: config.limits.clockSkewSeconds,
+      artifactPolicy: config.artifacts,
+      now: this.now(),
+      inFlight: rec ? { updateId: rec.updateId, version: rec.toVersion, state: rec.state } : null,
+      lastSequence: (ch) => store.lastSequence(ch),
+      lastDigest: (t) => store.lastDigest(t),
+      topic: topicInfo,
+    });
+    const at = this.now().toISOString();
+    const a = decision.kind !== 'reject' || decision.announcement ? decision.announcement : undefined;
+    const subject = a ? `${a.id}@${a.version}` : null;
+
+    if (decision.kind === 'ignore') {
+      log.info({ topic, why: decision.why, subject }, decision.message);
+      if (decision.why !== 'DUPLICATE') {
+        store.db.transaction(() => {
+          store.setDigest(topic, decision.digest);
+          if (decision.advanceSequence && a) store.advanceSequence(channelKey(a.compatible, a.channel), a.sequence);
+          store.addDecision({ at, topic, subject, decision: 'ignored', reason: decision.why, message: decision.message });
+        })();
+        this.emitState();
+      }
+      return decision;
+    }
+    if (decision.kind === 'reject') {
+      log.warn({ topic, reason: decision.reason, subject }, `announcement refused: ${decision.message}`);
+      store.db.transaction(() => {
+        if (decision.reason === 'UPDATE_IN_PROGRESS') store.queueAnnouncement(topic, raw, at);
+        else store.setDigest(topic, decision.digest);
+        store.recordEvent(this.topics.events(config.deviceId), rejectionEvent(config.deviceId, at, decision.reason, decision.message, a ? { updateId: a.id, version: a.version } : undefined), {
+          at, topic, subject, decision: 'rejected', reason: decision.reason, message: decision.message,
+        });
+      })();
+      this.emit('outbox');
+      return decision;
+    }
+
+    const ann = decision.announcement;
+    log.info({ topic, subject, bucket: decision.rollout.bucket }, decision.message);
+    const record: UpdateRecord = {
+      updateId: ann.id,
+      kind: 'update',
+      state: 'idle',
+      announcement: ann,
+      fromVersion: this.boot.version,
+      toVersion: ann.version,
+      oldSlot: this.boot.bootedSlot,
+      bootId: this.boot.bootId,
+      transitions: 0,
+      resumes: 0,
+      startedAt: at,
+      updatedAt: at,
+    };
+    store.db.transaction(() => {
+      store.setDigest(topic, decision.digest);
+      store.advanceSequence(channelKey(ann.compatible, ann.channel), ann.sequence);
+      store.addDecision({ at, topic, subject, decision: 'accepted', reason: null, message: decision.message });
+      this.apply(record, { type: 'ACCEPT', message: decision.message });
+    })();
+    this.kick();
+    return decision;
+  }
+
+  async handleCommand(topic: string, raw: Uint8Array): Promise<CommandDecision> {
+    return handleCommand(this.commandHost(), topic, raw);
+  }
+
+  private commandHost() {
+    return {
+      deps: this.deps,
+      topics: this.topics,
+      boot: this.boot,
+      now: this.now,
+      emitOutbox: () => this.emit('outbox'),
+      startRollback: (record: UpdateRecord, message: string) => {
+        this.apply(record, { type: 'ROLLBACK', message });
+        this.kick();
+      },
+      requestCancel: (message: string) => {
+        this.cancelRequest = { message };
+        this.effectAbort?.abort(new Error('cancelled'));
+        this.kick();
+      },
+    };
+  }
+
+  // ---- the lifecycle loop ------------------------------------------------------------------
+
+  /** Commits one lifecycle event: the record, the transition row and the event, atomically. */
+  private apply(rec: UpdateRecord, input: EventInput): UpdateRecord {
+    const { store, config, log } = this.deps;
+    const r = step(rec, input, { now: this.now().toISOString(), bootId: this.boot.bootId, maxTransitions: config.limits.maxTransitions });
+    if (!r.ok) throw new Error(r.error);
+    const next = r.record;
+    const closing = input.type === 'CLOSE';
+    const terminal = TERMINAL_STATES.includes(next.state);
+    store.commitTransition({
+      record: closing ? null : next,
+      transition: { updateId: next.updateId, from: r.from, event: r.event.type, to: r.to, at: next.updatedAt },
+      topic: this.topics.events(config.deviceId),
+      events: closing ? [] : [transitionEvent(config.deviceId, next, r.from, r.event)],
+      ...(terminal && next.outcome
+        ? {
+            history: {
+              updateId: next.updateId,
+              kind: next.kind,
+              fromVersion: next.fromVersion,
+              toVersion: next.toVersion,
+              result: next.outcome.result,
+              reason: next.outcome.reason ?? null,
+              message: next.outcome.message,
+              startedAt: next.startedAt,
+              finishedAt: next.updatedAt,
+            },
+          }
+        : {}),
+    });
+    log.info({ updateId: next.updateId, from: r.from, event: r.event.type, to: r.to, ...(next.outcome && terminal ? { result: next.outcome.result, reason: next.outcome.reason } : {}) }, `${r.from} -> ${r.to}`);
+    if (!closing) this.emit('outbox');
+    this.progress = null;
+    this.emitState();
+    return next;
+  }
+
+  private kick(): void {
+    if (this.stopped || this.rebooting) return;
+    if (this.driving) {
+      this.again = true;
+      return;
+    }
+    this.driving = this.drive()
+      .catch((e: unknown) => this.deps.log.error({ err: e instanceof Error ? e.stack : String(e) }, 'lifecycle loop failed'))
+      .finally(() => {
+        this.driving = null;
+        if (this.again) {
+          this.again = false;
+          this.kick();
+        }
+      });
+  }
+
+  private async drive(): Promise<void> {
+    if (this.windowTimer) {
+      clearTimeout(this.windowTimer);
+      this.windowTimer = null;
+    }
+    while (!this.stopped && !this.rebooting) {
+      const rec = this.deps.store.current();
+      if (!rec) {
+        if (!this.processQueued()) return;
+        continue;
+      }
+      if (this.cancelRequest) {
+        const msg = this.cancelRequest.message;
+        this.cancelRequest = null;
+        if (['accepted', 'deferred', 'downloading'].includes(rec.state)) {
+          this.apply(rec, { type: 'CANCEL', reason: 'CANCELLED', message: msg });
+          continue;
+        }
+      }
+      const result = await this.runEffect(rec);
+      if (result === null) continue; // aborted by a cancel: loop to apply it
+      if (result.kind === 'wait') {
+        if (result.until) this.scheduleWake(result.until);
+        return;
+      }
+      if (result.kind === 'reboot') {
+        this.rebooting = true;
+        this.deps.log.info({ updateId: rec.updateId, outcome: result.outcome.kind }, 'reboot requested');
+        this.emit('reboot', result.outcome);
+        return;
+      }
+      this.apply(rec, result.event);
+    }
+  }
+
+  private async runEffect(rec: UpdateRecord): Promise<EffectResult | null> {
+    const abort = new AbortController();
+    this.effectAbort = abort;
+    const env: EffectEnv = {
+      backend: this.deps.backend,
+      boot: this.boot,
+      checks: this.deps.config.healthChecks,
+      runChecks: this.deps.runChecks,
+      now: this.now,
+      signal: abort.signal,
+      progress: (phase, percent) => this.setProgress(phase, percent),
+      log: this.deps.log,
+    };
+    try {
+      if (TERMINAL_STATES.includes(rec.state)) return await finish(rec, env);
+      const effect = EFFECTS[rec.state];
+      if (!effect) throw new Error(`no effect for state ${rec.state}`);
+      return await effect(rec, env);
+    } catch (e) {
+      if (abort.signal.aborted && (this.cancelRequest || this.stopped)) return null;
+      throw e;
+    } finally {
+      this.effectAbort = null;
+    }
+  }
+
+  private scheduleWake(until: Date): void {
+    // Re-check at least hourly: a long timer would drift across suspend or clock changes.
+    const ms = Math.max(1000, Math.min(until.getTime() - this.now().getTime(), 3600_000));
+    this.windowTimer = setTimeout(() => this.kick(), ms);
+    this.windowTimer.unref?.();
+  }
+
+  /** After an update ends, announcements that arrived meanwhile get their turn. */
+  private processQueued(): boolean {
+    const queued = this.deps.store.takeQueuedAnnouncements();
+    let accepted = false;
+    for (const q of queued) {
+      const d = this.handleAnnouncement(q.topic, q.raw);
+      if (d.kind === 'accept') accepted = true;
+    }
+    return accepted;
+  }
+
+  private setProgress(phase: string, percent: number): void {
+    this.progress = { phase, percent: Math.max(0, Math.min(100, Math.round(percent * 10) / 10)) };
+    const t = Date.now();
+    if (t - this.lastProgressEmit >= 1000 || percent >= 100) {
+      this.lastProgressEmit = t;
+      this.emitState();
+    }
+  }
+
+  private emitState(): void {
+    if (this.boot) this.emit('state', this.state());
+  }
+
+  /** Records a refusal that is not about an announcement (used by commands). */
+  recordRejection(reason: Parameters<typeof rejectionEvent>[2], message: string, topic: string, subject?: { updateId?: string; command?: string }): void {
+    const at = this.now().toISOString();
+    this.deps.store.recordEvent(this.topics.events(this.deps.config.deviceId), rejectionEvent(this.deps.config.deviceId, at, reason, message, subject), {
+      at, topic, subject: subject?.command ?? null, decision: 'rejected', reason, message,
+    });
+    this.emit('outbox');
+  }
+}

@@ -1,0 +1,156 @@
+// What the agent does on entering each state. Each effect returns the lifecycle event that ends it
+// (or says to wait / that a reboot is under way); the agent commits that event before the next
+// effect runs. Effects must be idempotent: after a crash the agent runs the current one again.
+import type { BootInfo, RebootOutcome, UpdateBackend } from '../core/backend.js';
+import type { EventInput } from '../core/machine.js';
+import type { State } from '../core/transitions.js';
+import type { UpdateRecord } from '../core/update-record.js';
+import { windowState } from '../core/window.js';
+import type { HealthCheckSpec, HealthVerdict } from '../health/schema.js';
+import type { Logger } from '../util/log.js';
+
+export type EffectResult =
+  | { kind: 'event'; event: EventInput }
+  | { kind: 'wait'; until?: Date }
+  | { kind: 'reboot'; outcome: RebootOutcome };
+
+export interface EffectEnv {
+  backend: UpdateBackend;
+  boot: BootInfo;
+  checks: readonly HealthCheckSpec[];
+  runChecks: (specs: readonly HealthCheckSpec[], signal: AbortSignal) => Promise<HealthVerdict>;
+  now: () => Date;
+  signal: AbortSignal;
+  progress: (phase: string, percent: number) => void;
+  log: Logger;
+}
+
+type Effect = (rec: UpdateRecord, env: EffectEnv) => Promise<EffectResult>;
+
+const ev = (event: EventInput): EffectResult => ({ kind: 'event', event });
+const errorText = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+
+/** Is the window (if any) that governs `what` closed now? Then: when does it open. */
+function windowWait(rec: UpdateRecord, what: 'install' | 'reboot', now: Date): Date | null {
+  const w = rec.announcement?.rollout.window;
+  if (!w || w.applies !== what) return null;
+  const s = windowState(w, now);
+  if (s.open) return null;
+  return s.until ?? new Date(now.getTime() + 24 * 3600_000);
+}
+
+/** After a reboot-ish state: did we boot, and into which slot? */
+function bootedEvent(rec: UpdateRecord, env: EffectEnv): EffectResult | null {
+  if (env.boot.bootId === rec.bootId) return null;
+  const slot = env.boot.bootedSlot;
+  const detail = `booted slot ${slot} running ${env.boot.version} (new slot ${rec.newSlot ?? '?'}, old slot ${rec.oldSlot ?? '?'})`;
+  if (slot === rec.newSlot) return ev({ type: 'BOOTED_NEW', message: detail });
+  return ev({ type: 'BOOTED_OLD', message: detail });
+}
+
+async function reboot(env: EffectEnv, reason: string): Promise<EffectResult> {
+  try {
+    return { kind: 'reboot', outcome: await env.backend.reboot(reason) };
+  } catch (e) {
+    return ev({ type: 'FAIL', reason: 'REBOOT_FAILED', message: `reboot failed: ${errorText(e)}` });
+  }
+}
+
+export const EFFECTS: Partial<Record<State, Effect>> = {
+  async accepted(rec, env) {
+    const until = windowWait(rec, 'install', env.now());
+    return until ? ev({ type: 'WAIT_WINDOW', deferredUntil: until.toISOString(), message: `waiting for the maintenance window opening ${until.toISOString()}` }) : ev({ type: 'PROCEED' });
+  },
+
+  async deferred(rec, env) {
+    const until = windowWait(rec, 'install', env.now());
+    return until ? { kind: 'wait', until } : ev({ type: 'WINDOW_OPEN' });
+  },
+
+  async downloading(rec, env) {
+    if (!rec.announcement) return ev({ type: 'FAIL', reason: 'DOWNLOAD_FAILED', message: 'no announcement on record' });
+    try {
+      await env.backend.download(rec.announcement, env);
+      return ev({ type: 'DOWNLOADED' });
+    } catch (e) {
+      if (env.signal.aborted) throw e;
+      return ev({ type: 'FAIL', reason: 'DOWNLOAD_FAILED', message: errorText(e) });
+    }
+  },
+
+  async installing(rec, env) {
+    if (!rec.announcement) return ev({ type: 'FAIL', reason: 'INSTALL_FAILED', message: 'no announcement on record' });
+    try {
+      const slots = await env.backend.install(rec.announcement, env);
+      const until = windowWait(rec, 'reboot', env.now());
+      if (until) {
+        return ev({ type: 'INSTALLED_WAIT_WINDOW', ...slots, deferredUntil: until.toISOString(), message: `installed; reboot waits for the window opening ${until.toISOString()}` });
+      }
+      return ev({ type: 'INSTALLED', ...slots });
+    } catch (e) {
+      if (env.signal.aborted) throw e;
+      return ev({ type: 'FAIL', reason: 'INSTALL_FAILED', message: errorText(e) });
+    }
+  },
+
+  async 'reboot-deferred'(rec, env) {
+    const until = windowWait(rec, 'reboot', env.now());
+    return until ? { kind: 'wait', until } : ev({ type: 'WINDOW_OPEN' });
+  },
+
+  async rebooting(rec, env) {
+    return bootedEvent(rec, env) ?? reboot(env, `update ${rec.updateId} to ${rec.toVersion}`);
+  },
+
+  async verifying(rec, env) {
+    if (env.boot.version !== rec.toVersion) {
+      return ev({ type: 'FAIL', reason: 'INSTALL_FAILED', message: `booted version ${env.boot.version}, expected ${rec.toVersion}` });
+    }
+    const verdict = await env.runChecks(env.checks, env.signal);
+    if (verdict.passed) return ev({ type: 'CHECKS_PASSED', checks: verdict });
+    return ev({ type: 'CHECKS_FAILED', reason: 'HEALTH_CHECK_FAILED', message: `health check failed: ${verdict.failed.join(', ')}`, checks: verdict });
+  },
+
+  async committing(_rec, env) {
+    try {
+      await env.backend.markGood();
+      return ev({ type: 'MARKED_GOOD' });
+    } catch (e) {
+      return ev({ type: 'FAIL', reason: 'COMMIT_FAILED', message: `marking the new slot good failed: ${errorText(e)}` });
+    }
+  },
+
+  async reverting(rec, env) {
+    const booted = bootedEvent(rec, env);
+    if (booted) return booted;
+    try {
+      await env.backend.revert();
+    } catch (e) {
+      return ev({ type: 'FAIL', reason: 'REVERT_FAILED', message: `could not switch back: ${errorText(e)}` });
+    }
+    return reboot(env, `revert of ${rec.updateId}`);
+  },
+
+  async 'rolling-back'(rec, env) {
+    const booted = bootedEvent(rec, env);
+    if (booted) return booted;
+    try {
+      await env.backend.activateRollback();
+    } catch (e) {
+      return ev({ type: 'FAIL', reason: 'REVERT_FAILED', message: `could not activate the previous slot: ${errorText(e)}` });
+    }
+    return reboot(env, `rollback ${rec.updateId}`);
+  },
+};
+
+/** Clean-up on a terminal state, then CLOSE. Best effort: a failed clean-up is logged, not fatal. */
+export async function finish(rec: UpdateRecord, env: EffectEnv): Promise<EffectResult> {
+  try {
+    if (rec.announcement) await env.backend.discardDownload(rec.announcement);
+    const onUnverifiedSlot = rec.outcome?.reason === 'REVERT_FAILED' && env.boot.bootedSlot === rec.newSlot;
+    if ((rec.state === 'failed' || rec.state === 'cancelled') && !onUnverifiedSlot) await env.backend.keepBootedSlot();
+  } catch (e) {
+    env.log.warn({ err: errorText(e), updateId: rec.updateId }, 'clean-up after the update failed');
+  }
+  return ev({ type: 'CLOSE' });
+}

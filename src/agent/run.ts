@@ -1,0 +1,67 @@
+// Wires the real agent together: config -> store, backend, trust, agent, MQTT link; and turns a
+// reboot request or a signal into an orderly exit.
+import { join } from 'node:path';
+import { createBackend } from '../backends/registry.js';
+import type { Config } from '../config/schema.js';
+import { trustPolicy } from '../config/trust.js';
+import { runHealthChecks } from '../health/runner.js';
+import { MqttLink } from '../mqtt/link.js';
+import { AgentStore } from '../store/agent-store.js';
+import { createLogger, type Logger } from '../util/log.js';
+import { AGENT_VERSION } from '../version.js';
+import { Agent } from './agent.js';
+
+export function databasePath(config: Config): string {
+  return join(config.stateDir, 'agent.db');
+}
+
+/** Runs until stopped by a signal or a simulated reboot; resolves with the process exit code. */
+export async function runAgent(config: Config, log: Logger = createLogger(config.log.level)): Promise<number> {
+  const trust = trustPolicy(config);
+  const store = new AgentStore(databasePath(config));
+  const backend = await createBackend(config);
+  const agent = new Agent({
+    config,
+    store,
+    backend,
+    trust,
+    log,
+    agentVersion: AGENT_VERSION,
+    runChecks: (specs, signal) => runHealthChecks(specs, { signal }),
+  });
+  const link = new MqttLink(config, agent.topics, store, {
+    onAnnouncement: (topic, payload) => agent.handleAnnouncement(topic, payload),
+    onCommand: (topic, payload) => {
+      void agent.handleCommand(topic, payload).catch((e: unknown) => log.error({ err: String(e) }, 'command failed'));
+    },
+  }, log);
+  agent.on('outbox', () => link.pump());
+  agent.on('state', (s) => link.publishState(s));
+
+  log.info({ deviceId: config.deviceId, backend: backend.name, version: AGENT_VERSION }, 'ota-agent starting');
+  await agent.start();
+  log.info({ bootedSlot: agent.bootInfo.bootedSlot, runningVersion: agent.bootInfo.version }, 'booted');
+  link.publishState(agent.state());
+  link.start();
+
+  const exitCode = await new Promise<number>((resolve) => {
+    agent.on('reboot', (outcome) => {
+      // A simulated reboot ends this process; a real one is carried out by systemd, which stops us.
+      if (outcome.kind === 'exit-process') resolve(outcome.exitCode);
+    });
+    const onSignal = (sig: string) => {
+      log.info({ signal: sig }, 'stopping');
+      resolve(0);
+    };
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    process.once('SIGINT', () => onSignal('SIGINT'));
+  });
+
+  await link.flush(2000);
+  await agent.stop();
+  await link.stop();
+  await backend.close();
+  store.close();
+  log.info({ exitCode }, 'ota-agent stopped');
+  return exitCode;
+}

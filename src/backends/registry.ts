@@ -1,0 +1,37 @@
+// Which backends exist and how each is built from its own validated options. Adding a backend
+// (RAUC, OSTree, ...) is one entry here plus its folder; the core does not change.
+import { join } from 'node:path';
+import type { UpdateBackend } from '../core/backend.js';
+import type { Config } from '../config/schema.js';
+import { ConfigError } from '../config/load.js';
+import { describeZodError } from '../core/signed-message.js';
+
+type Factory = (config: Config) => Promise<UpdateBackend>;
+
+/** Which kind of announcement each backend carries out (read-only tools need it without opening one). */
+const HANDLES: Record<string, UpdateBackend['handles']> = {
+  simulated: 'rauc',
+};
+
+export function backendHandles(type: string): UpdateBackend['handles'] {
+  const h = HANDLES[type];
+  if (!h) throw new ConfigError(`backend.type "${type}" is unknown (known: ${Object.keys(HANDLES).join(', ')})`);
+  return h;
+}
+
+const FACTORIES: Record<string, Factory> = {
+  simulated: async (config) => {
+    const { SimulatedBackend, SimulatedOptions } = await import('../simulated/backend.js');
+    const r = SimulatedOptions.safeParse(config.backend);
+    if (!r.success) throw new ConfigError(`backend: ${describeZodError(r.error)}`);
+    return SimulatedBackend.open(r.data, config.compatible, join(config.stateDir, 'downloads'));
+  },
+};
+
+export const BACKEND_TYPES = Object.keys(FACTORIES);
+
+export async function createBackend(config: Config): Promise<UpdateBackend> {
+  const factory = FACTORIES[config.backend.type];
+  if (!factory) throw new ConfigError(`backend.type "${config.backend.type}" is unknown (known: ${BACKEND_TYPES.join(', ')})`);
+  return factory(config);
+}

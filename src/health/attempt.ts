@@ -1,0 +1,21 @@
+// A single try of one check; retries, timing and verdicts are the runner's business.
+import type { HealthCheckSpec } from './schema.js';
+import { runCommandAttempt } from './run-command.js';
+import { runHttpAttempt } from './run-http.js';
+import { runTcpAttempt } from './run-tcp.js';
+import type { AttemptOutcome } from './outcome.js';
+
+export function runAttempt(spec: HealthCheckSpec, signal?: AbortSignal): Promise<AttemptOutcome> {
+  switch (spec.kind) {
+    case 'command':
+      return runCommandAttempt(spec, signal);
+    case 'http':
+      return runHttpAttempt(spec, signal);
+    case 'tcp':
+      return runTcpAttempt(spec, signal);
+    default: {
+      const unreachable: never = spec;
+      throw new Error(`unknown health check kind: ${JSON.stringify(unreachable)}`);
+    }
+  }
+}
