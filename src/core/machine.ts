@@ -18,7 +18,7 @@ export interface EventInput {
 export interface StepContext {
   now: string;
   bootId: string;
-  /** Transitions one update may take before the loop guard stops it (the table needs at most 9). */
+  /** Transitions one update may take before the loop guard stops it (the longest path in the table is 10). */
   maxTransitions: number;
 }
 
@@ -79,6 +79,9 @@ function outcomeOf(prev: UpdateRecord, next: UpdateRecord, event: EventInput): U
     case 'failed': {
       if (prev.state === 'reverting' && event.type === 'BOOTED_NEW') {
         return withChecks({ result: 'failed', reason: 'REVERT_FAILED', message: event.message ?? 'the revert reboot came up on the new slot again' });
+      }
+      if (prev.state === 'rolling-back' && event.type === 'BOOTED_OLD') {
+        return { result: 'failed', reason: 'REVERT_FAILED', message: event.message ?? 'the rollback reboot came up on the same slot again' };
       }
       const cause = next.cause;
       return withChecks({ result: 'failed', reason: cause?.reason ?? 'INSTALL_FAILED', message: cause?.message ?? 'failed' });

@@ -2,10 +2,15 @@
 // `ota-agent run` as a child process and starts it again when it exits with the simulated-reboot
 // code. Used by the demo and the tests; a real device has systemd and a real reboot.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { REBOOT_EXIT_CODE } from './backend.js';
 
-export const AGENT_ENTRY = fileURLToPath(new URL('../cli/ota-agent.js', import.meta.url));
+
+/** The compiled agent; from the TypeScript sources (tests) that is the build in dist/. */
+export const AGENT_ENTRY = [new URL('../cli/ota-agent.js', import.meta.url), new URL('../../dist/cli/ota-agent.js', import.meta.url)]
+  .map((u) => fileURLToPath(u))
+  .find((p) => existsSync(p)) ?? fileURLToPath(new URL('../cli/ota-agent.js', import.meta.url));
 
 export interface SupervisorOptions {
   configPath: string;
