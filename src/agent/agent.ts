@@ -5,7 +5,7 @@ import { EventEmitter } from 'node:events';
 import type { BootInfo, RebootOutcome, UpdateBackend } from '../core/backend.js';
 import { admitAnnouncement, channelKey, type AnnouncementDecision } from '../core/admission.js';
 import { onResume, step, type EventInput } from '../core/machine.js';
-import { TERMINAL_STATES } from '../core/transitions.js';
+import { CANCELLABLE_STATES, TERMINAL_STATES } from '../core/transitions.js';
 import type { UpdateRecord } from '../core/update-record.js';
 import type { TrustPolicy } from '../core/signed-message.js';
 import type { Config } from '../config/schema.js';
@@ -48,6 +48,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private stopped = false;
   private rebooting = false;
   private effectAbort: AbortController | null = null;
+  private effectState: UpdateRecord['state'] | null = null;
   private cancelRequest: { message: string } | null = null;
   private progress: { phase: string; percent: number } | null = null;
   private lastProgressEmit = 0;
@@ -105,8 +106,14 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   // ---- incoming messages -------------------------------------------------------------------
 
-  handleAnnouncement(topic: string, raw: Uint8Array): AnnouncementDecision {
+  handleAnnouncement(topic: string, raw: Uint8Array): AnnouncementDecision | null {
     const { config, store, log } = this.deps;
+    if (raw.byteLength === 0) {
+      // An empty retained message is how a fleet owner withdraws an announcement: nothing to refuse.
+      log.info({ topic }, 'announcement withdrawn (empty retained message)');
+      store.clearDigest(topic);
+      return null;
+    }
     const rec = store.current();
     const topicInfo = this.topics.parseAnnounce(topic);
     const decision = admitAnnouncement(raw, topic, {
@@ -144,8 +151,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (decision.kind === 'reject') {
       log.warn({ topic, reason: decision.reason, subject }, `announcement refused: ${decision.message}`);
       store.db.transaction(() => {
+        // Queued ones are remembered too, so a retained re-delivery on reconnect is not refused again.
         if (decision.reason === 'UPDATE_IN_PROGRESS') store.queueAnnouncement(topic, raw, at);
-        else store.setDigest(topic, decision.digest);
+        store.setDigest(topic, decision.digest);
         store.recordEvent(this.topics.events(config.deviceId), rejectionEvent(config.deviceId, at, decision.reason, decision.message, a ? { updateId: a.id, version: a.version } : undefined), {
           at, topic, subject, decision: 'rejected', reason: decision.reason, message: decision.message,
         });
@@ -197,7 +205,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       },
       requestCancel: (message: string) => {
         this.cancelRequest = { message };
-        this.effectAbort?.abort(new Error('cancelled'));
+        // Abort only an effect that may be cancelled; an install in progress runs to its end.
+        if (this.effectState && CANCELLABLE_STATES.includes(this.effectState)) this.effectAbort?.abort(new Error('cancelled'));
         this.kick();
       },
     };
@@ -272,10 +281,12 @@ export class Agent extends EventEmitter<AgentEvents> {
       if (this.cancelRequest) {
         const msg = this.cancelRequest.message;
         this.cancelRequest = null;
-        if (['accepted', 'deferred', 'downloading'].includes(rec.state)) {
+        if (CANCELLABLE_STATES.includes(rec.state)) {
           this.apply(rec, { type: 'CANCEL', reason: 'CANCELLED', message: msg });
           continue;
         }
+        // The update moved on between the command's acceptance and now: say so, don't drop it silently.
+        this.recordRejection('COMMAND_NOT_APPLICABLE', `cancel came too late: update ${rec.updateId} is already ${rec.state}`, this.topics.commands(this.deps.config.deviceId), { updateId: rec.updateId, command: 'cancel' });
       }
       const result = await this.runEffect(rec);
       if (result === null) continue; // aborted by a cancel: loop to apply it
@@ -296,6 +307,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   private async runEffect(rec: UpdateRecord): Promise<EffectResult | null> {
     const abort = new AbortController();
     this.effectAbort = abort;
+    this.effectState = rec.state;
     const env: EffectEnv = {
       backend: this.deps.backend,
       boot: this.boot,
@@ -316,6 +328,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       throw e;
     } finally {
       this.effectAbort = null;
+      this.effectState = null;
     }
   }
 
@@ -331,8 +344,9 @@ export class Agent extends EventEmitter<AgentEvents> {
     const queued = this.deps.store.takeQueuedAnnouncements();
     let accepted = false;
     for (const q of queued) {
+      this.deps.store.clearDigest(q.topic); // decided "later", and later is now
       const d = this.handleAnnouncement(q.topic, q.raw);
-      if (d.kind === 'accept') accepted = true;
+      if (d?.kind === 'accept') accepted = true;
     }
     return accepted;
   }
@@ -350,8 +364,8 @@ export class Agent extends EventEmitter<AgentEvents> {
     if (this.boot) this.emit('state', this.state());
   }
 
-  /** Records a refusal that is not about an announcement (used by commands). */
-  recordRejection(reason: Parameters<typeof rejectionEvent>[2], message: string, topic: string, subject?: { updateId?: string; command?: string }): void {
+  /** Records a refusal that is not about an announcement. */
+  private recordRejection(reason: Parameters<typeof rejectionEvent>[2], message: string, topic: string, subject?: { updateId?: string; command?: string }): void {
     const at = this.now().toISOString();
     this.deps.store.recordEvent(this.topics.events(this.deps.config.deviceId), rejectionEvent(this.deps.config.deviceId, at, reason, message, subject), {
       at, topic, subject: subject?.command ?? null, decision: 'rejected', reason, message,

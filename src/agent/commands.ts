@@ -9,6 +9,7 @@ import type { Topics } from '../mqtt/topics.js';
 import { Command } from '../schemas/command.js';
 import { COMMAND_TYPE } from '../schemas/envelope.js';
 import type { AgentDeps } from './agent.js';
+import { CANCELLABLE_STATES } from '../core/transitions.js';
 import { rejectionEvent } from './wire-events.js';
 
 export type CommandDecision =
@@ -26,7 +27,6 @@ export interface CommandHost {
   requestCancel: (message: string) => void;
 }
 
-const CANCELLABLE = ['accepted', 'deferred', 'downloading'];
 
 export async function handleCommand(host: CommandHost, topic: string, raw: Uint8Array): Promise<CommandDecision> {
   const { config, store, log } = host.deps;
@@ -74,8 +74,8 @@ export async function handleCommand(host: CommandHost, topic: string, raw: Uint8
 
   switch (cmd.command) {
     case 'cancel': {
-      if (!rec || !CANCELLABLE.includes(rec.state)) {
-        return refuse('COMMAND_NOT_APPLICABLE', rec ? `update ${rec.updateId} is ${rec.state}; only ${CANCELLABLE.join('/')} updates can be cancelled` : 'no update in flight', cmd, digest);
+      if (!rec || !CANCELLABLE_STATES.includes(rec.state)) {
+        return refuse('COMMAND_NOT_APPLICABLE', rec ? `update ${rec.updateId} is ${rec.state}; only ${CANCELLABLE_STATES.join('/')} updates can be cancelled` : 'no update in flight', cmd, digest);
       }
       if (cmd.updateId && cmd.updateId !== rec.updateId) return refuse('COMMAND_NOT_APPLICABLE', `update in flight is ${rec.updateId}, not ${cmd.updateId}`, cmd, digest);
       const d = accept(`cancelling update ${rec.updateId}`);

@@ -1,6 +1,6 @@
 // DSSE (Dead Simple Signing Envelope, as used by in-toto and Sigstore) with Ed25519 keys.
 // Signing exact bytes through PAE avoids any canonical-JSON question: the device verifies the very
-// bytes the fleet signed, and anyone with openssl can produce a valid envelope (docs/security.md).
+// bytes the fleet signed, and anyone with openssl can produce a valid envelope (docs/protocol.md).
 import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 
 export interface DsseSignature {

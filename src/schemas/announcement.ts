@@ -10,7 +10,7 @@ export const MaintenanceWindow = z
     applies: z
       .enum(['install', 'reboot'])
       .default('install')
-      .describe('install: download, install and reboot only inside the window; reboot: download and install now, reboot inside the window'),
+      .describe('install: the update starts (download, install, reboot) only while the window is open; reboot: download and install at once, reboot only while the window is open'),
   })
   .strict();
 export type MaintenanceWindow = z.infer<typeof MaintenanceWindow>;

@@ -12,7 +12,7 @@ export const SimImage = z
     compatible: SafeId,
     version: Version,
     bootable: z.boolean().default(true),
-    files: z.record(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), z.string().max(65536)).default({}),
+    files: z.record(z.string().regex(/^[A-Za-z0-9._-]{1,64}$/), z.string().max(16 * 1024 * 1024)).default({}),
   })
   .strict();
 export type SimImage = z.infer<typeof SimImage>;

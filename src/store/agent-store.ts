@@ -149,6 +149,10 @@ export class AgentStore {
     this.db.prepare('INSERT INTO topic_digests (topic, digest) VALUES (?, ?) ON CONFLICT(topic) DO UPDATE SET digest = excluded.digest').run(topic, digest);
   }
 
+  clearDigest(topic: string): void {
+    this.db.prepare('DELETE FROM topic_digests WHERE topic = ?').run(topic);
+  }
+
   queueAnnouncement(topic: string, raw: Uint8Array, at: string): void {
     this.db
       .prepare('INSERT INTO queued_announcements (topic, raw, received_at) VALUES (?, ?, ?) ON CONFLICT(topic) DO UPDATE SET raw = excluded.raw, received_at = excluded.received_at')

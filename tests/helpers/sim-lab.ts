@@ -16,6 +16,7 @@ import type { AnnouncementInput } from '../../src/schemas/announcement.js';
 import type { Command } from '../../src/schemas/command.js';
 import { encodeSimImage } from '../../src/simulated/image.js';
 import { SimulatedDevice } from '../../src/simulated/supervisor.js';
+import { AgentStore, type DecisionRow } from '../../src/store/agent-store.js';
 import type * as z from 'zod';
 
 export interface LabDevice {
@@ -92,15 +93,17 @@ export class SimLab {
   }
 
   /** Writes a simulated image and returns its artifact fields. */
-  image(version: string, o: { compatible: string; health?: string; bootable?: boolean }): { url: string; sha256: string; size: number; name: string } {
+  image(version: string, o: { compatible: string; health?: string; bootable?: boolean; padBytes?: number }): { url: string; sha256: string; size: number; name: string } {
     const name = `${o.compatible}-${version}-${randomBytes(3).toString('hex')}.img`;
-    const bytes = encodeSimImage({ format: 'ota-sim-image/1', compatible: o.compatible, version, bootable: o.bootable ?? true, files: { health: o.health ?? 'ok' } });
+    const files: Record<string, string> = { health: o.health ?? 'ok' };
+    if (o.padBytes) files.padding = 'x'.repeat(o.padBytes);
+    const bytes = encodeSimImage({ format: 'ota-sim-image/1', compatible: o.compatible, version, bootable: o.bootable ?? true, files });
     writeFileSync(join(this.dir, 'artifacts', name), bytes);
     return { url: this.artifacts.url(name), sha256: createHash('sha256').update(bytes).digest('hex'), size: bytes.length, name };
   }
 
-  announcement(dev: LabDevice, version: string, o: { health?: string; bootable?: boolean; patch?: Partial<AnnouncementInput> } = {}): AnnouncementInput {
-    const img = this.image(version, { compatible: dev.compatible, health: o.health ?? 'ok', bootable: o.bootable ?? true });
+  announcement(dev: LabDevice, version: string, o: { health?: string; bootable?: boolean; padBytes?: number; patch?: Partial<AnnouncementInput> } = {}): AnnouncementInput {
+    const img = this.image(version, { compatible: dev.compatible, health: o.health ?? 'ok', bootable: o.bootable ?? true, ...(o.padBytes ? { padBytes: o.padBytes } : {}) });
     const now = Date.now();
     return {
       id: `${dev.compatible}-${version}-${randomBytes(2).toString('hex')}`,
@@ -138,6 +141,26 @@ export class SimLab {
 
   async command(dev: LabDevice, command: Command['command'], extra: Partial<z.input<typeof import('../../src/schemas/command.js').Command>> = {}): Promise<void> {
     await this.publishRaw(this.t.commands(dev.id), this.commandEnvelope(dev.id, command, extra), false);
+  }
+
+  /** The device's recent decisions on incoming messages, read from its SQLite (read-only, WAL). */
+  decisions(dev: LabDevice): DecisionRow[] {
+    const store = new AgentStore(join(dev.dir, 'state', 'agent.db'), { readonly: true });
+    try {
+      return store.decisions(50);
+    } finally {
+      store.close();
+    }
+  }
+
+  async waitForDecision(dev: LabDevice, pick: (d: DecisionRow) => boolean, timeoutMs = 10_000): Promise<DecisionRow> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const d = this.decisions(dev).find(pick);
+      if (d) return d;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`no matching decision on ${dev.id} within ${timeoutMs} ms`);
   }
 
   /** The next event from `dev` after index `from` that satisfies `pick`. */
