@@ -11,8 +11,13 @@ export class FleetWatcher {
   private listeners: Array<() => void> = [];
   private constructor(private readonly client: MqttClient) {}
 
-  static async connect(url: string, prefix = 'ota/v1', protocolVersion: 4 | 5 = 5, onEvent?: (e: DeviceEvent) => void): Promise<FleetWatcher> {
-    const client = await mqtt.connectAsync(url, { protocolVersion, reconnectPeriod: 500, clean: true });
+  /** `persistentId` makes a persistent session, so events published while the watcher is away wait at the broker. */
+  static async connect(url: string, prefix = 'ota/v1', protocolVersion: 4 | 5 = 5, onEvent?: (e: DeviceEvent) => void, persistentId?: string): Promise<FleetWatcher> {
+    const client = await mqtt.connectAsync(url, {
+      protocolVersion,
+      reconnectPeriod: 500,
+      ...(persistentId ? { clean: false, clientId: persistentId, ...(protocolVersion === 5 ? { properties: { sessionExpiryInterval: 3600 } } : {}) } : { clean: true }),
+    });
     const w = new FleetWatcher(client);
     const t = topics(prefix);
     client.on('message', (topic, payload) => {
@@ -41,15 +46,21 @@ export class FleetWatcher {
     const first = pick();
     if (first) return first;
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      // Re-checked on every message and, for conditions outside MQTT (a database, a file), on a timer.
+      const poll = setInterval(() => check(), 100);
+      const done = () => {
+        clearTimeout(timer);
+        clearInterval(poll);
         this.listeners = this.listeners.filter((l) => l !== check);
+      };
+      const timer = setTimeout(() => {
+        done();
         reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
       }, timeoutMs);
       const check = () => {
         const v = pick();
         if (v) {
-          clearTimeout(timer);
-          this.listeners = this.listeners.filter((l) => l !== check);
+          done();
           resolve(v);
         }
       };

@@ -129,6 +129,7 @@ export class MqttLink {
           if (!row) break;
           await this.client.publishAsync(row.topic, row.payload, { qos: 1 });
           this.store.outboxAck(row.seq);
+          this.log.debug({ seq: row.seq, eventId: row.eventId }, 'event delivered');
         }
       } catch (e) {
         this.log.debug({ err: String(e) }, 'outbox publish interrupted; resumes on reconnect');
@@ -159,6 +160,7 @@ export class MqttLink {
         .publishAsync(this.topics.online(deviceId), JSON.stringify({ deviceId, online: false, at: new Date().toISOString() }), { qos: 1, retain: true })
         .catch(() => undefined);
     }
-    await c.endAsync().catch(() => undefined);
+    // Not connected: end at once instead of waiting for a reconnect that may never come.
+    await c.endAsync(!c.connected).catch(() => undefined);
   }
 }

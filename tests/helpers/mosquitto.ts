@@ -1,7 +1,7 @@
 // Starts a real mosquitto (Debian package) on a random loopback port for one test file. A missing
 // mosquitto is a test failure with an install hint, never a skip.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,13 +40,17 @@ export class Mosquitto {
     return `mqtt://127.0.0.1:${this.port}`;
   }
 
-  static async start(extraConf = ''): Promise<Mosquitto> {
+  /** `persistent`: sessions and queued messages survive a broker restart (for outage tests). */
+  static async start(opts: { persistent?: boolean } = {}): Promise<Mosquitto> {
     const bin = BINARIES.find((b) => existsSync(b));
     if (!bin) throw new Error('mosquitto is not installed: run `apt-get install -y mosquitto` (the README test command does)');
     const dir = mkdtempSync(join(tmpdir(), 'ota-mosq-'));
     const port = await freePort();
     const conf = join(dir, 'mosquitto.conf');
-    writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n${extraConf}`);
+    // mosquitto started as root drops to its own user, which must be able to write the database.
+    if (opts.persistent) chmodSync(dir, 0o777);
+    const persistence = opts.persistent ? `persistence true\npersistence_location ${dir}/\n` : 'persistence false\n';
+    writeFileSync(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\n${persistence}log_dest stderr\nlog_type error\nlog_type warning\n`);
     const m = new Mosquitto(port, conf);
     await m.startProcess();
     return m;

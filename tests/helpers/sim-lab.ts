@@ -45,11 +45,11 @@ export class SimLab {
     readonly watcher: FleetWatcher,
   ) {}
 
-  static async create(brokerUrl: string, protocolVersion: 4 | 5 = 5): Promise<SimLab> {
+  static async create(brokerUrl: string, protocolVersion: 4 | 5 = 5, opts: { persistentWatcher?: boolean } = {}): Promise<SimLab> {
     const dir = mkdtempSync(join(tmpdir(), 'ota-lab-'));
     mkdirSync(join(dir, 'artifacts'));
     const artifacts = await startArtifactServer(join(dir, 'artifacts'));
-    const watcher = await FleetWatcher.connect(brokerUrl, 'ota/v1', protocolVersion);
+    const watcher = await FleetWatcher.connect(brokerUrl, 'ota/v1', protocolVersion, undefined, opts.persistentWatcher ? `watcher-${randomBytes(4).toString('hex')}` : undefined);
     return new SimLab(brokerUrl, protocolVersion, dir, artifacts, watcher);
   }
 
