@@ -38,7 +38,8 @@ function keys(paths: string[]) {
 
 const collect = (v: string, prev: string[]) => [...prev, v];
 
-const program = new Cli('ota-fleet').version(AGENT_VERSION).description('fleet tools for ota-agent: keys, signed announcements and commands');
+// Positional options: `--version` after `publish` is the announced version, before it the tool's own.
+const program = new Cli('ota-fleet').enablePositionalOptions().version(AGENT_VERSION).description('fleet tools for ota-agent: keys, signed announcements and commands');
 
 program
   .command('keygen')
