@@ -89,6 +89,18 @@ describe.each([5, 4] as const)('over MQTT %s', (protocolVersion) => {
     });
   });
 
+  describe('withdrawing an announcement', () => {
+    it('an empty retained message is a quiet withdrawal, not a refusal', async () => {
+      const n = lab.watcher.eventsOf(dev.id).length;
+      await lab.publishRaw(stable(), '');
+      await lab.watcher.waitFor(() => dev.logs.some((l) => l.includes('announcement withdrawn')), 10_000, 'the withdrawal log line');
+      // A check command afterwards proves the device handled everything before it in order.
+      await lab.command(dev, 'check');
+      await lab.nextEvent(dev, n, (x) => x.type === 'check');
+      expect(lab.watcher.eventsOf(dev.id).slice(n).map((e) => e.type)).toEqual(['command', 'check']);
+    });
+  });
+
   describe('commands refused over the wire', () => {
     const cmdTopic = () => lab.t.commands(dev.id);
     it('WRONG_DEVICE', () => expectRejected(cmdTopic(), lab.commandEnvelope('someone-else', 'check'), 'WRONG_DEVICE'));
