@@ -1,7 +1,7 @@
 // What the agent does on entering each state. Each effect returns the lifecycle event that ends it
 // (or says to wait / that a reboot is under way); the agent commits that event before the next
 // effect runs. Effects must be idempotent: after a crash the agent runs the current one again.
-import type { BootInfo, RebootOutcome, UpdateBackend } from '../core/backend.js';
+import type { BootInfo, RebootOutcome, SlotInfo, UpdateBackend } from '../core/backend.js';
 import type { EventInput } from '../core/machine.js';
 import type { State } from '../core/transitions.js';
 import type { UpdateRecord } from '../core/update-record.js';
@@ -39,13 +39,22 @@ function windowWait(rec: UpdateRecord, what: 'install' | 'reboot', now: Date): D
   return s.until ?? new Date(now.getTime() + 24 * 3600_000);
 }
 
+/** One line per slot, for messages that must explain what the bootloader did. */
+export function describeSlots(slots: SlotInfo[]): string {
+  return slots
+    .map((s) => `${s.name} (${[s.booted ? 'booted' : 'inactive', s.primary ? 'primary' : '', s.bootStatus ?? '', s.version ?? 'no version'].filter(Boolean).join(', ')})`)
+    .join('; ');
+}
+
 /** After a reboot-ish state: did we boot, and into which slot? */
-function bootedEvent(rec: UpdateRecord, env: EffectEnv): EffectResult | null {
+async function bootedEvent(rec: UpdateRecord, env: EffectEnv): Promise<EffectResult | null> {
   if (env.boot.bootId === rec.bootId) return null;
   const slot = env.boot.bootedSlot;
   const detail = `booted slot ${slot} running ${env.boot.version} (new slot ${rec.newSlot ?? '?'}, old slot ${rec.oldSlot ?? '?'})`;
   if (slot === rec.newSlot) return ev({ type: 'BOOTED_NEW', message: detail });
-  return ev({ type: 'BOOTED_OLD', message: detail });
+  // Not where we meant to be: the slot status says why (e.g. the new slot marked bad by the bootloader).
+  const slots = await env.backend.slots().then(describeSlots, (e: unknown) => `slot status unavailable: ${errorText(e)}`);
+  return ev({ type: 'BOOTED_OLD', message: `${detail}; slots: ${slots}` });
 }
 
 async function reboot(env: EffectEnv, reason: string): Promise<EffectResult> {
@@ -99,7 +108,7 @@ export const EFFECTS: Partial<Record<State, Effect>> = {
   },
 
   async rebooting(rec, env) {
-    return bootedEvent(rec, env) ?? reboot(env, `update ${rec.updateId} to ${rec.toVersion}`);
+    return (await bootedEvent(rec, env)) ?? reboot(env, `update ${rec.updateId} to ${rec.toVersion}`);
   },
 
   async verifying(rec, env) {
@@ -121,7 +130,7 @@ export const EFFECTS: Partial<Record<State, Effect>> = {
   },
 
   async reverting(rec, env) {
-    const booted = bootedEvent(rec, env);
+    const booted = await bootedEvent(rec, env);
     if (booted) return booted;
     try {
       await env.backend.revert();
@@ -132,7 +141,7 @@ export const EFFECTS: Partial<Record<State, Effect>> = {
   },
 
   async 'rolling-back'(rec, env) {
-    const booted = bootedEvent(rec, env);
+    const booted = await bootedEvent(rec, env);
     if (booted) return booted;
     try {
       await env.backend.activateRollback();

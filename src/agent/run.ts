@@ -19,7 +19,7 @@ export function databasePath(config: Config): string {
 export async function runAgent(config: Config, log: Logger = createLogger(config.log.level)): Promise<number> {
   const trust = trustPolicy(config);
   const store = new AgentStore(databasePath(config));
-  const backend = await createBackend(config);
+  const backend = await createBackend(config, log);
   const agent = new Agent({
     config,
     store,

@@ -5,12 +5,15 @@ import type { UpdateBackend } from '../core/backend.js';
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../config/load.js';
 import { describeZodError } from '../core/signed-message.js';
+import { silentLogger, type Logger } from '../util/log.js';
 
-type Factory = (config: Config) => Promise<UpdateBackend>;
+/** `inspectOnly`: for read-only tools (status); opening must not change the device. */
+type Factory = (config: Config, log: Logger, inspectOnly: boolean) => Promise<UpdateBackend>;
 
 /** Which kind of announcement each backend carries out (read-only tools need it without opening one). */
 const HANDLES: Record<string, UpdateBackend['handles']> = {
   simulated: 'rauc',
+  rauc: 'rauc',
 };
 
 export function backendHandles(type: string): UpdateBackend['handles'] {
@@ -20,18 +23,24 @@ export function backendHandles(type: string): UpdateBackend['handles'] {
 }
 
 const FACTORIES: Record<string, Factory> = {
-  simulated: async (config) => {
+  simulated: async (config, _log, inspectOnly) => {
     const { SimulatedBackend, SimulatedOptions } = await import('../simulated/backend.js');
     const r = SimulatedOptions.safeParse(config.backend);
     if (!r.success) throw new ConfigError(`backend: ${describeZodError(r.error)}`);
-    return SimulatedBackend.open(r.data, config.compatible, join(config.stateDir, 'downloads'));
+    return SimulatedBackend.open(r.data, config.compatible, join(config.stateDir, 'downloads'), inspectOnly);
+  },
+  rauc: async (config, log) => {
+    const { RaucBackend, RaucOptions } = await import('../rauc/backend.js');
+    const r = RaucOptions.safeParse(config.backend);
+    if (!r.success) throw new ConfigError(`backend: ${describeZodError(r.error)}`);
+    return new RaucBackend(r.data, join(config.stateDir, 'downloads'), log);
   },
 };
 
 export const BACKEND_TYPES = Object.keys(FACTORIES);
 
-export async function createBackend(config: Config): Promise<UpdateBackend> {
+export async function createBackend(config: Config, log: Logger = silentLogger(), opts: { inspectOnly?: boolean } = {}): Promise<UpdateBackend> {
   const factory = FACTORIES[config.backend.type];
   if (!factory) throw new ConfigError(`backend.type "${config.backend.type}" is unknown (known: ${BACKEND_TYPES.join(', ')})`);
-  return factory(config);
+  return factory(config, log, opts.inspectOnly ?? false);
 }

@@ -10,6 +10,9 @@ import { AgentStore } from '../store/agent-store.js';
 import { AGENT_VERSION } from '../version.js';
 import { plan } from './plan.js';
 import { table } from './format.js';
+import { createBackend } from '../backends/registry.js';
+import type { SlotInfo } from '../core/backend.js';
+import { withTimeout } from '../util/timeout.js';
 
 const DEFAULT_CONFIG = process.env.OTA_AGENT_CONFIG ?? '/etc/ota-agent/config.json';
 
@@ -33,6 +36,20 @@ function openStore(c: Config): AgentStore {
   return new AgentStore(p, { readonly: true });
 }
 
+/** Live slot status from the backend (RAUC: GetSlotStatus); read-only, bounded in time. */
+async function readSlots(c: Config): Promise<SlotInfo[] | { error: string }> {
+  try {
+    const backend = await createBackend(c, undefined, { inspectOnly: true });
+    try {
+      return await withTimeout(backend.slots(), 10_000, 'reading the slot status');
+    } finally {
+      await backend.close();
+    }
+  } catch (e) {
+    return { error: e instanceof Error ? e.message : String(e) };
+  }
+}
+
 const program = new Command('ota-agent').version(AGENT_VERSION).description('OTA update agent for A/B (RAUC) and OSTree devices');
 program.option('-c, --config <file>', 'config file', DEFAULT_CONFIG);
 
@@ -53,8 +70,9 @@ program
   .command('status')
   .description('what runs, what is in flight, how the last update ended')
   .option('--json', 'machine-readable output')
-  .action((opts: { json?: boolean }) => {
+  .action(async (opts: { json?: boolean }) => {
     const c = config(program.opts<{ config: string }>().config);
+    const slots = await readSlots(c);
     const store = openStore(c);
     const rec = store.current();
     const last = store.history(1)[0] ?? null;
@@ -68,6 +86,7 @@ program
       update: rec ? { id: rec.updateId, kind: rec.kind, fromVersion: rec.fromVersion, toVersion: rec.toVersion, state: rec.state, deferredUntil: rec.deferredUntil ?? null, since: rec.updatedAt } : null,
       lastResult: last,
       outboxPending: store.outboxSize(),
+      slots,
       recentDecisions: store.decisions(5),
     };
     store.close();
@@ -81,6 +100,9 @@ program
       `state       ${status.state}${rec ? ` — ${rec.updateId}: ${rec.fromVersion} -> ${rec.toVersion}${rec.deferredUntil ? `, waiting until ${rec.deferredUntil}` : ''}` : ''}`,
       `last result ${last ? `${last.result}${last.reason ? ` (${last.reason})` : ''} — ${last.updateId} ${last.toVersion}: ${last.message}` : 'none'}`,
       `outbox      ${status.outboxPending} event(s) waiting for the broker`,
+      ...('error' in slots
+        ? [`slots       unavailable: ${slots.error}`]
+        : ['', table(['slot', 'booted', 'primary', 'boot-status', 'version'], slots.map((s) => [s.name, s.booted ? 'yes' : '', s.primary ? 'yes' : '', s.bootStatus ?? '', s.version ?? '']))]),
     ];
     process.stdout.write(lines.join('\n') + '\n');
   });

@@ -41,9 +41,9 @@ export class SimulatedBackend implements UpdateBackend {
   }
 
   /** Powers the simulated device on: first boot initialises slot A, later ones run the bootloader. */
-  static async open(opts: SimulatedOptions, compatible: string, downloadDir: string): Promise<SimulatedBackend> {
+  static async open(opts: SimulatedOptions, compatible: string, downloadDir: string, inspectOnly = false): Promise<SimulatedBackend> {
     const b = new SimulatedBackend(opts, compatible, downloadDir);
-    b.powerOn();
+    if (!inspectOnly) b.powerOn();
     return b;
   }
 

@@ -1,0 +1,42 @@
+// D-Bus connections for the adapters. One short-lived connection per operation: a restarted bus
+// daemon or service then costs one failed call, never a stale proxy the agent cannot recover from.
+import dbus from 'dbus-next';
+export { withTimeout } from '../util/timeout.js';
+
+export type MessageBus = dbus.MessageBus;
+export const { Variant, DBusError } = dbus;
+
+/** `busAddress` (e.g. unix:path=/run/dbus/system_bus_socket) or the system bus, which honours DBUS_SYSTEM_BUS_ADDRESS. */
+export function connect(busAddress?: string): MessageBus {
+  const bus = busAddress ? dbus.sessionBus({ busAddress }) : dbus.systemBus();
+  // Errors surface through the calls that fail; an unhandled 'error' event would crash the agent.
+  bus.on('error', () => undefined);
+  return bus;
+}
+
+export async function withBus<T>(busAddress: string | undefined, fn: (bus: MessageBus) => Promise<T>): Promise<T> {
+  const bus = connect(busAddress);
+  try {
+    return await fn(bus);
+  } finally {
+    bus.disconnect();
+  }
+}
+
+/** A readable message for a D-Bus error: its name and text, or the socket error. */
+export function dbusErrorText(e: unknown): string {
+  if (e && typeof e === 'object' && 'type' in e && 'text' in e) {
+    const d = e as { type: string; text: string };
+    return `${d.text} (${d.type})`;
+  }
+  return e instanceof Error ? e.message : String(e);
+}
+
+export function unwrapVariants(dict: Record<string, unknown>): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {};
+  for (const [k, v] of Object.entries(dict)) {
+    const value = v instanceof dbus.Variant ? (v.value as unknown) : v;
+    out[k] = typeof value === 'bigint' ? Number(value) : (value as string | number | boolean);
+  }
+  return out;
+}
