@@ -18,6 +18,8 @@ import { EFFECTS, finish, type EffectEnv, type EffectResult } from './effects.js
 import { handleCommand, type CommandDecision } from './commands.js';
 import { rejectionEvent, transitionEvent } from './wire-events.js';
 import { buildDeviceState } from './device-state.js';
+import { checkLocalInstall, replyOf } from './local-install.js';
+import type { ControlReply, ControlRequest } from '../control/protocol.js';
 
 export interface AgentDeps {
   config: Config;
@@ -186,6 +188,48 @@ export class Agent extends EventEmitter<AgentEvents> {
     })();
     this.kick();
     return decision;
+  }
+
+  /** An offline install requested over the control socket (`ota-agent install`). */
+  async handleLocalInstall(req: Extract<ControlRequest, { cmd: 'install' }>): Promise<ControlReply> {
+    const { store, config, log } = this.deps;
+    const rec = store.current();
+    const check = await checkLocalInstall(req, {
+      backend: this.deps.backend,
+      compatible: config.compatible,
+      runningVersion: this.boot.version,
+      inFlight: rec ? `${rec.updateId} (${rec.state})` : null,
+      now: this.now(),
+    });
+    const at = this.now().toISOString();
+    const topic = 'local/install';
+    if (!check.ok) {
+      log.warn({ path: req.path, reason: check.reason }, `local install refused: ${check.message}`);
+      this.recordRejection(check.reason, check.message, topic, {});
+      return replyOf(check);
+    }
+    const ann = check.plan.announcement;
+    if (store.current()) return { ok: false, reason: 'UPDATE_IN_PROGRESS', message: 'an update started meanwhile' };
+    const record: UpdateRecord = {
+      updateId: ann.id,
+      kind: 'update',
+      state: 'idle',
+      announcement: ann,
+      fromVersion: this.boot.version,
+      toVersion: ann.version,
+      oldSlot: this.boot.bootedSlot,
+      bootId: this.boot.bootId,
+      transitions: 0,
+      resumes: 0,
+      startedAt: at,
+      updatedAt: at,
+    };
+    store.db.transaction(() => {
+      store.addDecision({ at, topic, subject: `${ann.id}@${ann.version}`, decision: 'accepted', reason: null, message: `local install of ${req.path}` });
+      this.apply(record, { type: 'ACCEPT', message: `local install of ${req.path}` });
+    })();
+    this.kick();
+    return replyOf(check);
   }
 
   async handleCommand(topic: string, raw: Uint8Array): Promise<CommandDecision> {

@@ -10,9 +10,14 @@ import { AgentStore } from '../store/agent-store.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { AGENT_VERSION } from '../version.js';
 import { Agent } from './agent.js';
+import { startControlServer } from '../control/server.js';
 
 export function databasePath(config: Config): string {
   return join(config.stateDir, 'agent.db');
+}
+
+export function controlSocketPath(config: Config): string {
+  return join(config.stateDir, 'control.sock');
 }
 
 /** Runs until stopped by a signal or a simulated reboot; resolves with the process exit code. */
@@ -41,6 +46,7 @@ export async function runAgent(config: Config, log: Logger = createLogger(config
   log.info({ deviceId: config.deviceId, backend: backend.name, version: AGENT_VERSION }, 'ota-agent starting');
   await agent.start();
   log.info({ bootedSlot: agent.bootInfo.bootedSlot, runningVersion: agent.bootInfo.version }, 'booted');
+  const control = await startControlServer(controlSocketPath(config), (req) => agent.handleLocalInstall(req));
   link.publishState(agent.state());
   link.start();
 
@@ -57,6 +63,7 @@ export async function runAgent(config: Config, log: Logger = createLogger(config
     process.once('SIGINT', () => onSignal('SIGINT'));
   });
 
+  control.close();
   await link.flush(2000);
   await agent.stop();
   await link.stop();

@@ -5,7 +5,10 @@ import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { databasePath, runAgent } from '../agent/run.js';
+import { controlSocketPath, databasePath, runAgent } from '../agent/run.js';
+import { sendControl } from '../control/client.js';
+import { downloadArtifact } from '../fetch/download.js';
+import { join, resolve } from 'node:path';
 import { AgentStore } from '../store/agent-store.js';
 import { AGENT_VERSION } from '../version.js';
 import { plan } from './plan.js';
@@ -125,6 +128,34 @@ program
     }
     process.stdout.write('Updates\n' + table(['finished', 'update', 'from', 'to', 'result', 'reason', 'message'], updates.map((u) => [u.finishedAt, u.updateId, u.fromVersion, u.toVersion, u.result, u.reason ?? '', u.message])) + '\n\n');
     process.stdout.write('Decisions\n' + table(['at', 'decision', 'reason', 'subject', 'message'], decisions.map((d) => [d.at, d.decision, d.reason ?? '', d.subject ?? '', d.message])) + '\n');
+  });
+
+program
+  .command('install <source>')
+  .description('offline install of a local bundle (or a URL with --sha256 and --size) through the running agent: same checks, commit and revert as an announced update')
+  .option('--sha256 <hex>', 'expected digest (required for a URL, checked for a file)')
+  .option('--size <bytes>', 'expected size (required for a URL)')
+  .option('--allow-downgrade', 'install even if not newer than the running version')
+  .action(async (source: string, opts: { sha256?: string; size?: string; allowDowngrade?: boolean }) => {
+    const c = config(program.opts<{ config: string }>().config);
+    let path = resolve(source);
+    if (/^https?:\/\//.test(source)) {
+      if (!opts.sha256 || !opts.size) fail('a URL needs --sha256 and --size (the digest is what makes a download trustworthy)');
+      path = join(c.stateDir, 'downloads', `incoming-${opts.sha256}`);
+      try {
+        await downloadArtifact({ url: source, destPath: path, sha256: opts.sha256, size: Number(opts.size) });
+      } catch (e) {
+        fail(`download failed: ${(e as Error).message}`, 1);
+      }
+    }
+    let reply;
+    try {
+      reply = await sendControl(controlSocketPath(c), { cmd: 'install', path, allowDowngrade: opts.allowDowngrade ?? false, ...(opts.sha256 ? { sha256: opts.sha256 } : {}) });
+    } catch (e) {
+      fail((e as Error).message, 1);
+    }
+    if (!reply.ok) fail(`refused (${reply.reason}): ${reply.message}`, 1);
+    process.stdout.write(`${reply.message}\nfollow it with: ota-agent status\n`);
   });
 
 program

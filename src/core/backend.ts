@@ -39,6 +39,8 @@ export interface UpdateBackend {
   readonly handles: Announcement['backend'];
   bootInfo(): Promise<BootInfo>;
   slots(): Promise<SlotInfo[]>;
+  /** Reads compatible and version from a local artifact (offline install); throws if it is not one. */
+  inspectArtifact(path: string): Promise<{ compatible: string; version: string }>;
   /** Idempotent and resumable: called again after a crash. */
   download(a: Announcement, ctx: EffectContext): Promise<void>;
   /** Writes the inactive slot and makes it the next boot's choice. Idempotent. */

@@ -21,6 +21,7 @@ export const REJECT_REASONS = [
   'UPDATE_IN_PROGRESS', // another update is in flight; queued until it ends (see docs/protocol.md)
   'WRONG_DEVICE', // a command addressed to another device
   'COMMAND_NOT_APPLICABLE', // e.g. cancel with nothing to cancel, rollback with no previous version
+  'ARTIFACT_INVALID', // a local (offline) artifact is unreadable, not an update for this backend, or its digest differs
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 

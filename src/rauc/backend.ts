@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as z from 'zod';
 import type { BootInfo, EffectContext, RebootOutcome, SlotInfo, UpdateBackend } from '../core/backend.js';
-import { downloadArtifact } from '../fetch/index.js';
+import { fetchArtifact } from '../fetch/index.js';
 import type { Announcement } from '../schemas/announcement.js';
 import { Version } from '../schemas/common.js';
 import { requestReboot } from '../systemd/reboot.js';
@@ -96,7 +96,7 @@ export class RaucBackend implements UpdateBackend {
     if (a.backend !== 'rauc') throw new Error('the RAUC backend takes rauc announcements only');
     if (this.opts.passUrlToRauc) return;
     await mkdir(this.downloadDir, { recursive: true, mode: 0o700 });
-    await downloadArtifact({
+    await fetchArtifact({
       url: a.artifact.url,
       destPath: this.bundlePath(a),
       sha256: a.artifact.sha256,
@@ -105,6 +105,10 @@ export class RaucBackend implements UpdateBackend {
       onProgress: (got, total) => ctx.progress('downloading', total > 0 ? (100 * got) / total : 0),
       ...(this.opts.bandwidthLimitBytesPerSec ? { bandwidthLimitBytesPerSec: this.opts.bandwidthLimitBytesPerSec } : {}),
     });
+  }
+
+  async inspectArtifact(path: string): Promise<{ compatible: string; version: string }> {
+    return this.client.info(path);
   }
 
   async install(a: Announcement, ctx: EffectContext): Promise<{ newSlot: string; oldSlot: string }> {

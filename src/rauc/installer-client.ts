@@ -35,6 +35,7 @@ interface InstallerIface extends EventEmitter {
   InstallBundle(source: string, args: Record<string, dbus.Variant>): Promise<void>;
   GetSlotStatus(): Promise<Array<[string, Record<string, unknown>]>>;
   GetPrimary(): Promise<string>;
+  Info(bundle: string): Promise<[string, string]>;
   Mark(state: string, slot: string): Promise<[string, string]>;
 }
 interface PropertiesIface extends EventEmitter {
@@ -90,6 +91,12 @@ export class RaucClient {
       }
       return slot;
     });
+  }
+
+  /** Compatible and version of a bundle; RAUC checks its signature first. */
+  async info(bundle: string): Promise<{ compatible: string; version: string }> {
+    const [compatible, version] = await this.call(`Info ${bundle}`, ({ iface }) => iface.Info(bundle));
+    return { compatible, version };
   }
 
   async primary(): Promise<string> {

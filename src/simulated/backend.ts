@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as z from 'zod';
 import type { BootInfo, EffectContext, RebootOutcome, SlotInfo, UpdateBackend } from '../core/backend.js';
-import { downloadArtifact } from '../fetch/index.js';
+import { fetchArtifact } from '../fetch/index.js';
 import type { Announcement } from '../schemas/announcement.js';
 import { Version } from '../schemas/common.js';
 import { chooseBootSlot, otherSlot, readBootloader, writeBootloader, writeFileDurable, type SlotName } from './bootloader.js';
@@ -113,7 +113,7 @@ export class SimulatedBackend implements UpdateBackend {
   async download(a: Announcement, ctx: EffectContext): Promise<void> {
     if (a.backend !== 'rauc') throw new Error('the simulated backend takes rauc-style announcements only');
     mkdirSync(this.downloadDir, { recursive: true, mode: 0o700 });
-    await downloadArtifact({
+    await fetchArtifact({
       url: a.artifact.url,
       destPath: this.downloadPath(a),
       sha256: a.artifact.sha256,
@@ -121,6 +121,11 @@ export class SimulatedBackend implements UpdateBackend {
       signal: ctx.signal,
       onProgress: (got, total) => ctx.progress('downloading', total > 0 ? (100 * got) / total : 0),
     });
+  }
+
+  async inspectArtifact(path: string): Promise<{ compatible: string; version: string }> {
+    const img = SimImage.parse(JSON.parse(readFileSync(path, 'utf8')));
+    return { compatible: img.compatible, version: img.version };
   }
 
   async install(a: Announcement, ctx: EffectContext): Promise<{ newSlot: string; oldSlot: string }> {

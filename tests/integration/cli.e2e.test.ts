@@ -104,6 +104,38 @@ describe('ota-fleet and ota-agent', () => {
     expect(e.checks?.passed).toBe(true);
   });
 
+  it('install FILE runs an offline update through the same lifecycle, reported upstream', async () => {
+    const img = lab.image('1.3.0', { compatible: dev.compatible });
+    const r = await cli(AGENT, ['-c', dev.configPath, 'install', join(lab.dir, 'artifacts', img.name)]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const id = /as (local-\d+)/.exec(r.stdout)?.[1] ?? '';
+    expect(id).not.toBe('');
+    const result = await lab.watcher.waitForResult(dev.id, id);
+    expect(result).toMatchObject({ result: 'committed', version: '1.3.0' });
+    await lab.watcher.waitFor(() => lab.watcher.states.get(dev.id)?.runningVersion === '1.3.0' && lab.watcher.states.get(dev.id)?.state === 'idle', 5000, 'running 1.3.0');
+  });
+
+  it('install refuses what it must, with the reason, changing nothing', async () => {
+    const before = dev.slotsDigest();
+    const older = lab.image('1.0.5', { compatible: dev.compatible });
+    const notNewer = await cli(AGENT, ['-c', dev.configPath, 'install', join(lab.dir, 'artifacts', older.name)]);
+    expect(notNewer.code).toBe(1);
+    expect(notNewer.stderr).toMatch(/refused \(NOT_NEWER\)/);
+    const junk = join(lab.dir, 'junk.img');
+    writeFileSync(junk, 'not an image');
+    const invalid = await cli(AGENT, ['-c', dev.configPath, 'install', junk]);
+    expect(invalid.stderr).toMatch(/refused \(ARTIFACT_INVALID\)/);
+    const other = lab.image('2.0.0', { compatible: 'another-board' });
+    const incompatible = await cli(AGENT, ['-c', dev.configPath, 'install', join(lab.dir, 'artifacts', other.name)]);
+    expect(incompatible.stderr).toMatch(/refused \(INCOMPATIBLE\)/);
+    const wrongDigest = await cli(AGENT, ['-c', dev.configPath, 'install', '--sha256', 'a'.repeat(64), join(lab.dir, 'artifacts', other.name)]);
+    expect(wrongDigest.stderr).toMatch(/refused \(ARTIFACT_INVALID\): sha256 mismatch/);
+    expect(dev.slotsDigest()).toBe(before);
+    // The refusals went upstream as events too.
+    await lab.watcher.waitFor(() => lab.watcher.eventsOf(dev.id).filter((e) => e.type === 'rejected').length >= 4, 5000, 'four rejections');
+  });
+
   it('bad input to the CLIs is a clear error', async () => {
     const noKey = await cli(FLEET, ['publish', '--compatible', 'x', '--version', '1.0.0', '--url', 'https://a/b', '--sha256', 'a'.repeat(64), '--size', '1', '--dry-run']);
     expect(noKey.code).toBe(2);
