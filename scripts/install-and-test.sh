@@ -5,9 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests start for real (never mocked): mosquitto for MQTT, openssl for the
-# signing interop tests.
-APT_PACKAGES=(mosquitto mosquitto-clients openssl ca-certificates)
+# Debian packages the tests start for real (never mocked): mosquitto for MQTT; rauc + dbus for a
+# real `rauc service` on a private bus (squashfs-tools builds bundles, e2fsprogs makes and reads the
+# slot images); openssl for the test PKI and the signing interop tests. RAUC loop-mounts bundles,
+# so the suite runs as root.
+APT_PACKAGES=(mosquitto mosquitto-clients rauc rauc-service dbus squashfs-tools e2fsprogs openssl ca-certificates)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

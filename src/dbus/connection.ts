@@ -14,10 +14,25 @@ export function connect(busAddress?: string): MessageBus {
   return bus;
 }
 
+/**
+ * Rejects when the connection to the bus ends or fails. dbus-next leaves calls in flight pending
+ * forever when the bus daemon goes away; racing them against this turns that into an error at once.
+ */
+export function connectionLost(bus: MessageBus): Promise<never> {
+  const p = new Promise<never>((_, reject) => {
+    bus.on('error', (e: unknown) => reject(new Error(`D-Bus connection failed: ${dbusErrorText(e)}`)));
+    // Not part of dbus-next's typed API, but stable in 0.10.x: the stream's end is only seen here.
+    const conn = (bus as unknown as { _connection?: { on(ev: 'end', f: () => void): void } })._connection;
+    conn?.on('end', () => reject(new Error('D-Bus connection closed (the bus daemon went away)')));
+  });
+  p.catch(() => undefined);
+  return p;
+}
+
 export async function withBus<T>(busAddress: string | undefined, fn: (bus: MessageBus) => Promise<T>): Promise<T> {
   const bus = connect(busAddress);
   try {
-    return await fn(bus);
+    return await Promise.race([fn(bus), connectionLost(bus)]);
   } finally {
     bus.disconnect();
   }

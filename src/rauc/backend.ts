@@ -114,14 +114,14 @@ export class RaucBackend implements UpdateBackend {
   async install(a: Announcement, ctx: EffectContext): Promise<{ newSlot: string; oldSlot: string }> {
     if (a.backend !== 'rauc') throw new Error('the RAUC backend takes rauc announcements only');
     const source = this.opts.passUrlToRauc ? a.artifact.url : this.bundlePath(a);
-    const oldSlot = await this.client.property('BootSlot');
+    const oldSlot = await this.retrying('reading the booted slot', () => this.client.property('BootSlot'), this.opts.installAttempts, ctx.signal);
     await this.retrying(
       'RAUC install',
       () => this.client.install(source, { signal: ctx.signal, timeoutMs: this.opts.installTimeoutMs, onProgress: (p) => ctx.progress('installing', p) }),
       this.opts.installAttempts,
       ctx.signal,
     );
-    const slots = await this.systemSlots();
+    const slots = await this.retrying('reading the slot status', () => this.systemSlots(), this.opts.installAttempts, ctx.signal);
     const target = slots
       .filter((s) => s.state !== 'booted' && s.version === a.version)
       .sort((x, y) => (y.installedAt ?? '').localeCompare(x.installedAt ?? ''))[0];

@@ -4,7 +4,7 @@
 // wait with an error instead of a hang.
 import type dbus from 'dbus-next';
 import type { EventEmitter } from 'node:events';
-import { connect, dbusErrorText, unwrapVariants, withBus, withTimeout, type MessageBus } from '../dbus/connection.js';
+import { connect, connectionLost, dbusErrorText, unwrapVariants, withBus, withTimeout, type MessageBus } from '../dbus/connection.js';
 import { RAUC_BUS_NAME, RAUC_INTERFACE, RAUC_INTROSPECTION, RAUC_PATH } from './interface-xml.js';
 
 export interface RaucSlot {
@@ -29,7 +29,8 @@ export class RaucError extends Error {
   }
 }
 
-const CALL_TIMEOUT_MS = 30_000;
+/** RAUC answers method calls in milliseconds; a call that takes longer is stuck (e.g. a bus restarting). */
+const CALL_TIMEOUT_MS = 10_000;
 
 interface InstallerIface extends EventEmitter {
   InstallBundle(source: string, args: Record<string, dbus.Variant>): Promise<void>;
@@ -60,7 +61,7 @@ export function classify(e: unknown, what: string): RaucError {
   const retryable =
     /Already processing/i.test(text) ||
     /ServiceUnknown|NameHasNoOwner|not provided by any \.service|was not provided/i.test(text) ||
-    /ECONNREFUSED|ENOENT|EPIPE|ECONNRESET|disconnect|no answer within/i.test(text);
+    /ECONNREFUSED|ENOENT|EPIPE|ECONNRESET|EBADF|disconnect|no answer within|connection closed|connection failed|closed stream/i.test(text);
   return new RaucError(`${what}: ${text}`, retryable, { cause: e });
 }
 
@@ -137,7 +138,7 @@ export class RaucClient {
         });
         // RAUC leaving the bus (crash, kill) or the bus itself going away ends the wait.
         watchOwner(bus, () => fail(new RaucError('the RAUC service left the bus during the install', true))).catch(fail);
-        bus.on('error', (e: unknown) => fail(classify(e, 'D-Bus connection lost during the install')));
+        connectionLost(bus).catch((e: unknown) => fail(classify(e, 'during the install')));
         const timer = setTimeout(() => fail(new RaucError(`the install did not complete within ${opts.timeoutMs} ms`, false)), opts.timeoutMs);
         timer.unref();
         opts.signal.addEventListener('abort', () => fail(new RaucError('install aborted: the agent is stopping', true)), { once: true });

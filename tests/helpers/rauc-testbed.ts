@@ -123,7 +123,7 @@ async function run(file: string, args: string[], env: NodeJS.ProcessEnv): Promis
     return stdout;
   } catch (e) {
     const err = e as Error & { stderr?: string; stdout?: string; code?: number };
-    throw new Error(`${file} ${args.join(' ')} failed (exit ${String(err.code)}): ${err.stderr || err.stdout || err.message}`);
+    throw new Error(`${file} ${args.join(' ')} failed (exit ${String(err.code)}): ${err.stderr || err.stdout || err.message}`, { cause: e });
   }
 }
 
@@ -320,11 +320,12 @@ esac
     });
     track(p);
     this.bus = p;
+    p.once('error', (e) => (this.busLog += `[testbed] spawning dbus-daemon failed: ${e.message}\n`));
     p.stdout?.on('data', (b: Buffer) => (this.busLog += b.toString()));
     p.stderr?.on('data', (b: Buffer) => (this.busLog += b.toString()));
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
-      if (!alive(p)) throw new Error(`dbus-daemon exited (${String(p.exitCode ?? p.signalCode)}): ${this.busLog}`);
+      if (!alive(p) || p.pid === undefined) throw new Error(`dbus-daemon exited (${String(p.exitCode ?? p.signalCode)}): ${this.busLog}`);
       if (await socketAccepts(this.busSocket)) return;
       await sleep(20);
     }
@@ -336,9 +337,9 @@ esac
     this.bus = null;
   }
 
-  /** Kills dbus-daemon and starts a new one on the same socket; rauc dies with its bus and is
-   *  restarted on the current booted slot. Every client connection (dbus-next buses, the systemd
-   *  stand-in) is gone afterwards and must reconnect. */
+  /** Kills dbus-daemon (SIGKILL, like a crash) and starts a new one on the same socket; rauc dies
+   *  with its bus and is restarted on the current booted slot. Every client connection (dbus-next
+   *  buses, the systemd stand-in) is gone afterwards and must reconnect. */
   async restartBus(): Promise<void> {
     const rauc = this.rauc;
     const raucExited = rauc && alive(rauc) ? new Promise<void>((r) => rauc.once('exit', () => r())) : Promise.resolve();
@@ -364,6 +365,7 @@ esac
     await this.releaseStaleMounts();
     this.booted = bootSlot;
     writeFileSync(join(this.dir, 'boot', 'booted'), `${bootSlot}\n`);
+    const logStart = this.raucLog.length;
     this.raucLog += `\n[testbed] ${new Date().toISOString()} starting rauc service booted on ${bootSlot}\n`;
     const p = spawn(this.bin.rauc, [`--conf=${join(this.dir, 'system.conf')}`, `--mount=${join(this.dir, 'mnt')}`, 'service', `--override-boot-slot=${bootSlot}`], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -383,14 +385,16 @@ esac
     try {
       const deadline = Date.now() + 15_000;
       while (Date.now() < deadline) {
-        if (!alive(p)) {
+        if (!alive(p) || p.pid === undefined) {
+          // Let the pipes drain so that the error carries rauc's last words.
+          await Promise.race([new Promise((r) => p.once('close', r)), sleep(1_000)]);
           const err = await Promise.race([spawnError, sleep(0).then(() => null)]);
-          throw new Error(`rauc service exited before it was ready (${String(p.exitCode ?? p.signalCode)})${err ? `: ${err.message}` : ''}; output:\n${this.raucLog}`);
+          throw new Error(`rauc service exited before it was ready (${String(p.exitCode ?? p.signalCode)})${err ? `: ${err.message}` : ''}; output:\n${this.raucLog.slice(logStart)}`);
         }
         if ((await ownerPid(client, BUS_NAME)) === p.pid) return;
         await sleep(20);
       }
-      throw new Error(`rauc service did not own ${BUS_NAME} within 15 s; output:\n${this.raucLog}`);
+      throw new Error(`rauc service did not own ${BUS_NAME} within 15 s; output:\n${this.raucLog.slice(logStart)}`);
     } finally {
       client.disconnect();
     }
@@ -481,7 +485,7 @@ esac
       return execFileSync(this.bin.unsquashfs, ['-cat', bundlePath, 'rootfs.ext4'], { maxBuffer: 1024 * 1024 * 1024, stdio: ['ignore', 'pipe', 'pipe'] });
     } catch (e) {
       const err = e as Error & { stderr?: Buffer };
-      throw new Error(`unsquashfs -cat ${bundlePath} rootfs.ext4 failed: ${err.stderr?.toString() || err.message}`);
+      throw new Error(`unsquashfs -cat ${bundlePath} rootfs.ext4 failed: ${err.stderr?.toString() || err.message}`, { cause: e });
     }
   }
 

@@ -10,7 +10,7 @@
 //                                               org.freedesktop.systemd1.NoSuchUnit)
 //
 // Built with dbus-next's service API (Interface.configureMembers, not decorators). The connection
-// does not survive RaucTestbed.restartBus(): start a new stand-in after one.
+// does not survive RaucTestbed.restartBus(): call reconnect() (keeps `calls`) or start a new one.
 import dbus, { type MessageBus } from 'dbus-next';
 
 export type RebootVia = 'logind' | 'systemd';
@@ -60,21 +60,35 @@ export class SystemdStandin {
   readonly calls: RebootCall[] = [];
   /** Errors thrown (or rejected) by the onReboot callback. */
   readonly callbackErrors: unknown[] = [];
+  private bus: MessageBus | null = null;
   private closed = false;
 
   private constructor(
-    private readonly bus: MessageBus,
+    readonly busAddress: string,
     private readonly onReboot: OnReboot,
   ) {}
 
   /** Connects to the bus at `busAddress` ('unix:path=...'), owns both names, exports both objects. */
   static async start(busAddress: string, onReboot: OnReboot = () => undefined): Promise<SystemdStandin> {
-    const bus = dbus.sessionBus({ busAddress });
-    const s = new SystemdStandin(bus, onReboot);
+    const s = new SystemdStandin(busAddress, onReboot);
+    await s.connect();
+    return s;
+  }
+
+  /** A new connection to the same address (after the bus daemon restarted); `calls` are kept. */
+  async reconnect(): Promise<void> {
+    if (this.closed) throw new Error('systemd stand-in is closed');
+    this.bus?.disconnect();
+    this.bus = null;
+    await this.connect();
+  }
+
+  private async connect(): Promise<void> {
+    const bus = dbus.sessionBus({ busAddress: this.busAddress });
     // A dead bus (restartBus, teardown) must not become an unhandled 'error' event.
     bus.on('error', () => undefined);
     try {
-      const hit: Hit = (via, detail) => s.record(via, detail);
+      const hit: Hit = (via, detail) => this.record(via, detail);
       bus.export('/org/freedesktop/login1', new Login1ManagerStandin(hit));
       bus.export('/org/freedesktop/systemd1', new Systemd1ManagerStandin(hit));
       for (const name of ['org.freedesktop.login1', 'org.freedesktop.systemd1']) {
@@ -85,7 +99,7 @@ export class SystemdStandin {
       bus.disconnect();
       throw e;
     }
-    return s;
+    this.bus = bus;
   }
 
   private record(via: RebootVia, detail: RebootDetail): void {
@@ -100,9 +114,11 @@ export class SystemdStandin {
     });
   }
 
+  /** Disconnects (which releases both names). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.bus.disconnect();
+    this.bus?.disconnect();
+    this.bus = null;
   }
 }
