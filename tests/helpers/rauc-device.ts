@@ -17,6 +17,8 @@ export interface RaucDeviceOptions {
   /** Seconds the health check sleeps before reading the rootfs (keeps the device in verifying). */
   healthDelaySeconds?: number;
   installAttempts?: number;
+  passUrlToRauc?: boolean;
+  rebootMethod?: 'logind' | 'systemd';
   /** What the systemd stand-in does with a reboot request (default: a clean simulated reboot). */
   onReboot?: (dev: RaucDevice) => Promise<void>;
 }
@@ -54,7 +56,8 @@ export class RaucDevice {
         fallbackVersion: '1.0.0',
         installAttempts: opts.installAttempts ?? 3,
         retryDelayMs: 500,
-        reboot: { method: 'logind' },
+        passUrlToRauc: opts.passUrlToRauc ?? false,
+        reboot: { method: opts.rebootMethod ?? 'logind' },
       },
       healthChecks: [
         {

@@ -1,7 +1,7 @@
 // The RAUC backend proven against a real `rauc service` 1.8 on a private dbus-daemon, through the
 // full path: signed announcement on a real mosquitto -> agent -> RAUC over D-Bus -> reboot through
 // the systemd stand-in -> the simulated bootloader -> health checks -> Mark good / bad.
-import { writeFileSync, readFileSync, truncateSync, copyFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -143,6 +143,35 @@ describe('RAUC backend', () => {
     if (r.result !== 'committed') throw new Error(`${r.result}: ${r.message}\n${d.logs.filter((l) => /retry|RAUC|rauc|error|fail/i.test(l)).slice(-20).join('\n')}\nrauc:\n${d.testbed.raucStderr().slice(-1500)}`);
     // Where exactly the restart lands (InstallBundle, the Completed wait, GetSlotStatus) varies; each
     // of those paths is retried, and the update must end committed whichever it hit.
+    expect(d.testbed.bootedSlot()).toBe('B');
+  });
+
+  it('reboot through systemd reboot.target, and RAUC fetching the URL itself when configured', async () => {
+    const d = await device({ rebootMethod: 'systemd', passUrlToRauc: true });
+    const bundle = await d.testbed.buildBundle('1.1.0');
+    const a = await d.announce(bundle, '1.1.0');
+    expect((await result(d, a.id)).result).toBe('committed');
+    expect(d.systemd?.calls.map((c) => [c.via, c.detail])).toEqual([['systemd', { unit: 'reboot.target', mode: 'replace-irreversibly' }]]);
+    // RAUC, not the agent, fetched the bundle: the agent never even made its download directory.
+    expect(lab.artifacts.requests.filter((r) => r.includes(d.compatible)).length).toBeGreaterThan(0);
+    expect(existsSync(join(d.dir, 'state', 'downloads'))).toBe(false);
+  });
+
+  it('ota-agent install FILE: an offline RAUC bundle goes through the same lifecycle; an untrusted one is refused', async () => {
+    const d = await device();
+    const bad = await d.testbed.buildBundle('1.2.0', { signer: 'untrusted' });
+    const refused = await run(process.execPath, ['dist/cli/ota-agent.js', '-c', d.configPath, 'install', bad]).catch((e: { code: number; stderr: string }) => e);
+    expect(refused).toMatchObject({ code: 1 });
+    expect((refused as { stderr: string }).stderr).toMatch(/refused \(ARTIFACT_INVALID\).*not a valid rauc update/);
+    const before = d.testbed.slotSha256('B');
+    expect(d.testbed.primary()).toBe('A');
+    expect(d.testbed.slotSha256('B')).toBe(before);
+
+    const good = await d.testbed.buildBundle('1.2.0');
+    const { stdout } = await run(process.execPath, ['dist/cli/ota-agent.js', '-c', d.configPath, 'install', good]);
+    const id = /as (local-\d+)/.exec(stdout)?.[1] ?? 'missing';
+    const r = await result(d, id);
+    expect(r).toMatchObject({ result: 'committed', version: '1.2.0' });
     expect(d.testbed.bootedSlot()).toBe('B');
   });
 
