@@ -56,6 +56,15 @@ export const Config = z
       .object({
         keys: z.array(TrustedKey).min(1).max(32),
         threshold: z.number().int().min(1).max(8).default(1).describe('distinct trusted signatures required'),
+        revokedKeyIds: z
+          .array(z.string().regex(/^[0-9a-f]{64}$/, 'lowercase hex keyid'))
+          .max(256)
+          .default([])
+          .describe('keyids whose signatures no longer count (a leaked key), even while still listed in keys'),
+        channelThresholds: z
+          .record(SafeId, z.number().int().min(1).max(8))
+          .default({})
+          .describe('channels that need more distinct trusted signatures, e.g. {"stable": 2}'),
       })
       .strict(),
     backend: BackendConfig,
@@ -64,9 +73,10 @@ export const Config = z
       .object({
         allowedSchemes: z.array(z.enum(['https', 'http'])).min(1).default(['https']),
         allowedHosts: z.array(z.string().min(1).max(253)).max(64).optional(),
+        maxBytes: z.number().int().min(1).max(2 ** 40).default(4 * 2 ** 30).describe('largest artifact accepted (default 4 GiB)'),
       })
       .strict()
-      .default({ allowedSchemes: ['https'] }),
+      .default({ allowedSchemes: ['https'], maxBytes: 4 * 2 ** 30 }),
     limits: z
       .object({
         maxMessageBytes: z.number().int().min(1024).max(1_048_576).default(65_536),

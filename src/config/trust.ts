@@ -22,8 +22,14 @@ export function trustPolicy(config: Config): TrustPolicy {
       throw new ConfigError(`trust.keys.${i}: ${(e as Error).message}`);
     }
   });
-  if (config.trust.threshold > keys.size) {
-    throw new ConfigError(`trust.threshold ${config.trust.threshold} exceeds the ${keys.size} distinct trusted key(s)`);
+  const revoked = new Set(config.trust.revokedKeyIds);
+  const usable = [...keys.keys()].filter((id) => !revoked.has(id)).length;
+  if (usable === 0) throw new ConfigError('trust: every configured key is revoked; the device could never accept an update');
+  if (config.trust.threshold > usable) {
+    throw new ConfigError(`trust.threshold ${config.trust.threshold} exceeds the ${usable} usable (configured, not revoked) key(s)`);
   }
-  return { keys, threshold: config.trust.threshold };
+  for (const [channel, n] of Object.entries(config.trust.channelThresholds)) {
+    if (n > usable) throw new ConfigError(`trust.channelThresholds.${channel} = ${n} exceeds the ${usable} usable key(s)`);
+  }
+  return { keys, threshold: config.trust.threshold, revoked, channelThresholds: config.trust.channelThresholds };
 }

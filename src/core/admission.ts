@@ -11,6 +11,8 @@ import { validateWindow } from './window.js';
 
 export interface ArtifactPolicy {
   allowedSchemes: readonly string[];
+  /** Largest artifact the device accepts, in bytes. */
+  maxBytes?: number | undefined;
   /** When set, artifact/remote hosts must be one of these. */
   allowedHosts?: readonly string[] | undefined;
 }
@@ -69,11 +71,15 @@ export function admitAnnouncement(raw: Uint8Array, topicKey: string, ctx: Admiss
   }
   const a = opened.payload;
   const digest = opened.digest;
+  const required = ctx.trust.channelThresholds?.[a.channel];
   const reject = (reason: RejectReason, message: string): AnnouncementDecision => ({ kind: 'reject', reason, message, digest, announcement: a });
   const ignore = (why: IgnoreWhy, message: string, advanceSequence: boolean): AnnouncementDecision => ({ kind: 'ignore', why, message, digest, announcement: a, advanceSequence });
 
   if (ctx.lastDigest(topicKey) === digest) return ignore('DUPLICATE', `announcement ${a.id} seq ${a.sequence} already decided`, false);
 
+  if (required !== undefined && opened.keyids.length < required) {
+    return reject('INSUFFICIENT_SIGNATURES', `channel "${a.channel}" needs ${required} distinct trusted signatures, got ${opened.keyids.length}`);
+  }
   if (a.compatible !== ctx.compatible) return reject('INCOMPATIBLE', `announcement is for "${a.compatible}", this device is "${ctx.compatible}"`);
   if (ctx.topic && (ctx.topic.compatible !== a.compatible || ctx.topic.channel !== a.channel)) {
     return reject('WRONG_CHANNEL', `signed for ${a.compatible}/${a.channel}, received on ${ctx.topic.compatible}/${ctx.topic.channel}`);
@@ -87,6 +93,10 @@ export function admitAnnouncement(raw: Uint8Array, topicKey: string, ctx: Admiss
   if (a.backend !== ctx.backend) return reject('BACKEND_MISMATCH', `announcement needs backend "${a.backend}", this device runs "${ctx.backend}"`);
   const urlProblem = a.backend === 'rauc' ? checkUrl(a.artifact.url, ctx.artifactPolicy) : checkUrl(a.artifact.remote.url, ctx.artifactPolicy);
   if (urlProblem) return reject('ARTIFACT_URL_NOT_ALLOWED', urlProblem);
+  const cap = ctx.artifactPolicy.maxBytes;
+  if (a.backend === 'rauc' && cap !== undefined && a.artifact.size > cap) {
+    return reject('ARTIFACT_TOO_LARGE', `artifact of ${a.artifact.size} bytes is above the device's limit of ${cap}`);
+  }
   if (a.rollout.window) {
     const bad = validateWindow(a.rollout.window);
     if (bad) return reject('MALFORMED_PAYLOAD', `rollout.window: ${bad}`);

@@ -8,6 +8,8 @@ export const REJECT_REASONS = [
   'MALFORMED_ENVELOPE', // not a DSSE envelope
   'WRONG_PAYLOAD_TYPE', // a DSSE envelope, but not the type this topic carries
   'UNKNOWN_KEY', // no signature by a key this device trusts
+  'REVOKED_KEY', // signed only by keys on the revocation list
+  'INSUFFICIENT_SIGNATURES', // fewer distinct trusted signatures than the channel requires
   'BAD_SIGNATURE', // a trusted keyid, but the signature does not verify
   'MALFORMED_PAYLOAD', // signed, but the payload does not match the schema
   'EXPIRED', // expiresAt is in the past (beyond the clock-skew allowance)
@@ -18,6 +20,7 @@ export const REJECT_REASONS = [
   'NOT_NEWER', // version not newer than the running one, and downgrade not allowed
   'BACKEND_MISMATCH', // announcement needs a backend this device does not run
   'ARTIFACT_URL_NOT_ALLOWED', // scheme or host not allowed by config
+  'ARTIFACT_TOO_LARGE', // the announced size is above the configured cap
   'UPDATE_IN_PROGRESS', // another update is in flight; queued until it ends (see docs/protocol.md)
   'WRONG_DEVICE', // a command addressed to another device
   'COMMAND_NOT_APPLICABLE', // e.g. cancel with nothing to cancel, rollback with no previous version

@@ -10,6 +10,10 @@ export interface TrustPolicy {
   keys: ReadonlyMap<string, KeyObject>;
   /** Distinct trusted signatures required. */
   threshold: number;
+  /** keyids whose signatures no longer count, even if the key is still configured. */
+  revoked?: ReadonlySet<string>;
+  /** Channels that need more signatures than `threshold` (e.g. two people for "stable"). */
+  channelThresholds?: Readonly<Record<string, number>>;
 }
 
 export interface Refusal {
@@ -69,8 +73,14 @@ export function openSigned<T>(
   }
 
   const payloadBytes = Buffer.from(env.data.payload, 'base64');
-  const verified = verifyEnvelope(env.data, payloadBytes, trust.keys, trust.threshold);
-  if (!verified.ok) return refuse(verified.reason, verified.message);
+  const revoked = trust.revoked ?? new Set<string>();
+  const live = revoked.size ? new Map([...trust.keys].filter(([id]) => !revoked.has(id))) : trust.keys;
+  const verified = verifyEnvelope(env.data, payloadBytes, live, trust.threshold);
+  if (!verified.ok) {
+    const onlyRevoked = env.data.signatures.length > 0 && env.data.signatures.every((s) => revoked.has(s.keyid.toLowerCase()));
+    if (onlyRevoked) return refuse('REVOKED_KEY', `signed only by revoked key(s): ${env.data.signatures.map((s) => s.keyid.slice(0, 16)).join(', ')}`);
+    return refuse(verified.reason, verified.message);
+  }
 
   const body = parseJson(payloadBytes);
   if (!body.ok) return refuse('MALFORMED_PAYLOAD', `payload ${body.message}`);

@@ -411,3 +411,38 @@ describe('duplicates', () => {
     expect(admit(raw, context({ lastDigest: (t) => (t === 'ota/acme-gw/beta/announce' ? sha256(raw) : undefined) })).kind).toBe('accept');
   });
 });
+
+describe('key revocation, per-channel signature thresholds, artifact size cap', () => {
+  const trust = (extra: object) => ({ keys: new Map([[fleetKey.keyid, fleetKey.pub], [secondKey.keyid, secondKey.pub]]), threshold: 1, ...extra });
+
+  it('REVOKED_KEY when every signature is by a revoked key, even though the key is still configured', () => {
+    const d = admit(bytes(signed()), context({ trust: trust({ revoked: new Set([fleetKey.keyid]) }) }));
+    expectReject(d, 'REVOKED_KEY', fleetKey.keyid.slice(0, 16));
+  });
+
+  it('a rotation: the old key revoked, the new key signs, accepted without downtime', () => {
+    const d = admit(bytes(signed({}, [secondKey])), context({ trust: trust({ revoked: new Set([fleetKey.keyid]) }) }));
+    expect(d.kind).toBe('accept');
+  });
+
+  it('a revoked signature next to a valid one does not count towards a threshold of 2', () => {
+    const d = admit(bytes(signed({}, [fleetKey, secondKey])), context({ trust: trust({ revoked: new Set([fleetKey.keyid]), threshold: 2 }) }));
+    expectReject(d, 'UNKNOWN_KEY', '1 trusted signature(s), 2 required');
+  });
+
+  it('INSUFFICIENT_SIGNATURES when the channel needs two people and one signed', () => {
+    const d = admit(bytes(signed()), context({ trust: trust({ channelThresholds: { stable: 2 } }) }));
+    expectReject(d, 'INSUFFICIENT_SIGNATURES', 'stable', 'needs 2', 'got 1');
+  });
+
+  it('two distinct signatures satisfy a channel threshold of 2; other channels keep the default', () => {
+    expect(admit(bytes(signed({}, [fleetKey, secondKey])), context({ trust: trust({ channelThresholds: { stable: 2 } }) })).kind).toBe('accept');
+    const beta = signed({ channel: 'beta' });
+    expect(admit(bytes(beta), context({ trust: trust({ channelThresholds: { stable: 2 } }), topic: { compatible: 'acme-gw', channel: 'beta' }, lastSequence: () => undefined })).kind).toBe('accept');
+  });
+
+  it('ARTIFACT_TOO_LARGE above the configured cap', () => {
+    const d = admit(bytes(signed()), context({ artifactPolicy: { allowedSchemes: ['https'], maxBytes: 1000 } }));
+    expectReject(d, 'ARTIFACT_TOO_LARGE', '123456', '1000');
+  });
+});
