@@ -5,7 +5,8 @@ import { EventEmitter } from 'node:events';
 import type { BootInfo, RebootOutcome, UpdateBackend } from '../core/backend.js';
 import { admitAnnouncement, channelKey, type AnnouncementDecision } from '../core/admission.js';
 import { onResume, step, type EventInput } from '../core/machine.js';
-import { CANCELLABLE_STATES, TERMINAL_STATES } from '../core/transitions.js';
+import { CANCELLABLE_STATES, nextState, TERMINAL_STATES, type State } from '../core/transitions.js';
+import type { FailureReason } from '../core/reasons.js';
 import type { UpdateRecord } from '../core/update-record.js';
 import type { TrustPolicy } from '../core/signed-message.js';
 import type { Config } from '../config/schema.js';
@@ -20,6 +21,19 @@ import { rejectionEvent, transitionEvent } from './wire-events.js';
 import { buildDeviceState } from './device-state.js';
 import { checkLocalInstall, replyOf } from './local-install.js';
 import type { ControlReply, ControlRequest } from '../control/protocol.js';
+
+const FAIL_REASON_BY_STATE: Partial<Record<State, FailureReason>> = {
+  accepted: 'DOWNLOAD_FAILED',
+  deferred: 'DOWNLOAD_FAILED',
+  downloading: 'DOWNLOAD_FAILED',
+  installing: 'INSTALL_FAILED',
+  'reboot-deferred': 'REBOOT_FAILED',
+  rebooting: 'REBOOT_FAILED',
+  verifying: 'HEALTH_CHECK_FAILED',
+  committing: 'COMMIT_FAILED',
+  reverting: 'REVERT_FAILED',
+  'rolling-back': 'REVERT_FAILED',
+};
 
 export interface AgentDeps {
   config: Config;
@@ -288,9 +302,12 @@ export class Agent extends EventEmitter<AgentEvents> {
         : {}),
     });
     log.info({ updateId: next.updateId, from: r.from, event: r.event.type, to: r.to, ...(next.outcome && terminal ? { result: next.outcome.result, reason: next.outcome.reason } : {}) }, `${r.from} -> ${r.to}`);
-    if (!closing) this.emit('outbox');
     this.progress = null;
-    this.emitState();
+    // After the surrounding transaction has committed: nothing may be published that could still roll back.
+    queueMicrotask(() => {
+      if (!closing) this.emit('outbox');
+      this.emitState();
+    });
     return next;
   }
 
@@ -332,7 +349,20 @@ export class Agent extends EventEmitter<AgentEvents> {
         // The update moved on between the command's acceptance and now: say so, don't drop it silently.
         this.recordRejection('COMMAND_NOT_APPLICABLE', `cancel came too late: update ${rec.updateId} is already ${rec.state}`, this.topics.commands(this.deps.config.deviceId), { updateId: rec.updateId, command: 'cancel' });
       }
-      const result = await this.runEffect(rec);
+      let result: EffectResult | null;
+      try {
+        result = await this.runEffect(rec);
+      } catch (e) {
+        // An effect that throws is a bug or an unforeseen failure: end the update with a reason
+        // rather than leave it stuck in its state until the next restart.
+        const message = `unexpected error in ${rec.state}: ${e instanceof Error ? e.message : String(e)}`;
+        this.deps.log.error({ updateId: rec.updateId, err: e instanceof Error ? e.stack : String(e) }, message);
+        if (!nextState(rec.state, 'FAIL')) {
+          this.scheduleWake(new Date(this.now().getTime() + 30_000));
+          return;
+        }
+        result = { kind: 'event', event: { type: 'FAIL', reason: FAIL_REASON_BY_STATE[rec.state] ?? 'INSTALL_FAILED', message } };
+      }
       if (result === null) continue; // aborted by a cancel: loop to apply it
       if (result.kind === 'wait') {
         if (result.until) this.scheduleWake(result.until);
