@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { createBackend } from '../backends/registry.js';
 import type { Config } from '../config/schema.js';
 import { trustPolicy } from '../config/trust.js';
-import { runHealthChecks } from '../health/runner.js';
+import { agentRunChecks } from '../health/agent-options.js';
+import { agentLogTail, teeLogDestination } from '../health/log-tail.js';
+import { startServiceNotifier } from '../health/sd-notify.js';
 import { MqttLink } from '../mqtt/link.js';
 import { AgentStore } from '../store/agent-store.js';
 import { createLogger, type Logger } from '../util/log.js';
@@ -21,7 +23,8 @@ export function controlSocketPath(config: Config): string {
 }
 
 /** Runs until stopped by a signal or a simulated reboot; resolves with the process exit code. */
-export async function runAgent(config: Config, log: Logger = createLogger(config.log.level)): Promise<number> {
+// The default logger also feeds agentLogTail: a failed verdict's fallback for the journal tail.
+export async function runAgent(config: Config, log: Logger = createLogger(config.log.level, 'ota-agent', teeLogDestination(agentLogTail))): Promise<number> {
   const trust = trustPolicy(config);
   const store = new AgentStore(databasePath(config));
   const backend = await createBackend(config, log);
@@ -32,7 +35,7 @@ export async function runAgent(config: Config, log: Logger = createLogger(config
     trust,
     log,
     agentVersion: AGENT_VERSION,
-    runChecks: (specs, signal) => runHealthChecks(specs, { signal }),
+    runChecks: agentRunChecks(config),
   });
   const link = new MqttLink(config, agent.topics, store, {
     onAnnouncement: (topic, payload) => agent.handleAnnouncement(topic, payload),
@@ -49,6 +52,8 @@ export async function runAgent(config: Config, log: Logger = createLogger(config
   const control = await startControlServer(controlSocketPath(config), (req) => agent.handleLocalInstall(req));
   link.publishState(agent.state());
   link.start();
+  // Type=notify: READY=1 now, WATCHDOG=1 every WatchdogSec/2; no-ops outside systemd.
+  const notifier = await startServiceNotifier((what, err) => log.warn({ err: String(err) }, `sd_notify ${what} failed`));
 
   const exitCode = await new Promise<number>((resolve) => {
     agent.on('reboot', (outcome) => {
@@ -63,6 +68,7 @@ export async function runAgent(config: Config, log: Logger = createLogger(config
     process.once('SIGINT', () => onSignal('SIGINT'));
   });
 
+  await notifier.stop();
   control.close();
   await link.flush(2000);
   await agent.stop();

@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { AgentStore } from '../store/agent-store.js';
 import { AGENT_VERSION } from '../version.js';
 import { plan } from './plan.js';
+import { formatLastVerdictLine, lastVerdict, runCheckCommand } from './check.js';
 import { table } from './format.js';
 import { createBackend } from '../backends/registry.js';
 import type { SlotInfo } from '../core/backend.js';
@@ -79,6 +80,7 @@ program
     const store = openStore(c);
     const rec = store.current();
     const last = store.history(1)[0] ?? null;
+    const lastCheck = lastVerdict(store);
     const status = {
       deviceId: c.deviceId,
       compatible: c.compatible,
@@ -88,6 +90,7 @@ program
       state: rec?.state ?? 'idle',
       update: rec ? { id: rec.updateId, kind: rec.kind, fromVersion: rec.fromVersion, toVersion: rec.toVersion, state: rec.state, deferredUntil: rec.deferredUntil ?? null, since: rec.updatedAt } : null,
       lastResult: last,
+      lastCheck,
       outboxPending: store.outboxSize(),
       slots,
       recentDecisions: store.decisions(5),
@@ -102,12 +105,25 @@ program
       `running     ${status.runningVersion ?? '?'} on slot ${status.bootedSlot ?? '?'}`,
       `state       ${status.state}${rec ? ` — ${rec.updateId}: ${rec.fromVersion} -> ${rec.toVersion}${rec.deferredUntil ? `, waiting until ${rec.deferredUntil}` : ''}` : ''}`,
       `last result ${last ? `${last.result}${last.reason ? ` (${last.reason})` : ''} — ${last.updateId} ${last.toVersion}: ${last.message}` : 'none'}`,
+      `last check  ${formatLastVerdictLine(lastCheck)}`,
       `outbox      ${status.outboxPending} event(s) waiting for the broker`,
       ...('error' in slots
         ? [`slots       unavailable: ${slots.error}`]
         : ['', table(['slot', 'booted', 'primary', 'boot-status', 'version'], slots.map((s) => [s.name, s.booted ? 'yes' : '', s.primary ? 'yes' : '', s.bootStatus ?? '', s.version ?? '']))]),
     ];
     process.stdout.write(lines.join('\n') + '\n');
+  });
+
+program
+  .command('check')
+  .description('run the configured health checks now; exit 0 if they pass, 1 if a required one fails')
+  .option('--json', 'machine-readable output (the verdict)')
+  .action(async (opts: { json?: boolean }) => {
+    const c = config(program.opts<{ config: string }>().config);
+    const stop = new AbortController();
+    process.once('SIGINT', () => stop.abort(new Error('interrupted')));
+    process.once('SIGTERM', () => stop.abort(new Error('terminated')));
+    process.exit(await runCheckCommand(c, { json: opts.json ?? false, signal: stop.signal }));
   });
 
 program

@@ -1,6 +1,6 @@
 // The device configuration: the single source for validation, defaults, and schemas/config.schema.json.
 import * as z from 'zod';
-import { HealthCheckSpec } from '../health/schema.js';
+import { HEALTH_SETTINGS_DEFAULTS, HealthCheckSpec, HealthSettings } from '../health/schema.js';
 import { SafeId } from '../schemas/common.js';
 
 const AbsPath = z.string().min(1).max(4096).regex(/^\//, 'an absolute path');
@@ -69,6 +69,7 @@ export const Config = z
       .strict(),
     backend: BackendConfig,
     healthChecks: z.array(HealthCheckSpec).max(64).default([]),
+    health: HealthSettings.default(() => ({ ...HEALTH_SETTINGS_DEFAULTS })),
     artifacts: z
       .object({
         allowedSchemes: z.array(z.enum(['https', 'http'])).min(1).default(['https']),

@@ -107,7 +107,7 @@ describe('schema', () => {
   it('rejects an unknown kind', () => {
     const message = parseError({ kind: 'smtp', name: 'mail' });
     expect(message).toContain('kind');
-    expect(message).toContain("'command' | 'http' | 'tcp'");
+    expect(message).toContain("'command' | 'http' | 'tcp' | 'systemd-unit' | 'mqtt-broker' | 'script-dir'");
   });
 
   it('rejects unknown fields', () => {
@@ -132,7 +132,7 @@ describe('schema', () => {
 
   it('converts to JSON Schema', () => {
     const schema = z.toJSONSchema(HealthCheckSpec, { io: 'input' }) as { oneOf?: unknown[] };
-    expect(schema.oneOf).toHaveLength(3);
+    expect(schema.oneOf).toHaveLength(6);
     expect(() => z.toJSONSchema(HealthVerdict)).not.toThrow();
   });
 });
