@@ -261,6 +261,10 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.apply(record, { type: 'ROLLBACK', message });
         this.kick();
       },
+      allowReboot: (record: UpdateRecord, message: string) => {
+        this.apply(record, { type: 'WINDOW_OPEN', message });
+        this.kick();
+      },
       requestCancel: (message: string) => {
         this.cancelRequest = { message };
         // Abort only an effect that may be cancelled; an install in progress runs to its end.
@@ -364,6 +368,9 @@ export class Agent extends EventEmitter<AgentEvents> {
         result = { kind: 'event', event: { type: 'FAIL', reason: FAIL_REASON_BY_STATE[rec.state] ?? 'INSTALL_FAILED', message } };
       }
       if (result === null) continue; // aborted by a cancel: loop to apply it
+      // A command may have moved the update on while the effect ran: its result is then stale.
+      const now = this.deps.store.current();
+      if (!now || now.state !== rec.state || now.transitions !== rec.transitions) continue;
       if (result.kind === 'wait') {
         if (result.until) this.scheduleWake(result.until);
         return;
@@ -386,6 +393,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       backend: this.deps.backend,
       boot: this.boot,
       checks: this.deps.config.healthChecks,
+      rebootOnCommand: this.deps.config.reboot.waitForCommand,
       runChecks: this.deps.runChecks,
       now: this.now,
       signal: abort.signal,

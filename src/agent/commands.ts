@@ -25,6 +25,7 @@ export interface CommandHost {
   emitOutbox: () => void;
   startRollback: (record: UpdateRecord, message: string) => void;
   requestCancel: (message: string) => void;
+  allowReboot: (record: UpdateRecord, message: string) => void;
 }
 
 
@@ -103,6 +104,14 @@ export async function handleCommand(host: CommandHost, topic: string, raw: Uint8
       };
       const message = `rolling back from ${host.boot.version} to ${target.version} (slot ${target.slot})`;
       return accept(message, () => host.startRollback(record, message));
+    }
+    case 'reboot': {
+      if (!rec || rec.state !== 'reboot-deferred') {
+        return refuse('COMMAND_NOT_APPLICABLE', rec ? `update ${rec.updateId} is ${rec.state}; a reboot command applies to an installed update waiting for its reboot` : 'no installed update waiting for a reboot', cmd, digest);
+      }
+      if (cmd.updateId && cmd.updateId !== rec.updateId) return refuse('COMMAND_NOT_APPLICABLE', `update waiting is ${rec.updateId}, not ${cmd.updateId}`, cmd, digest);
+      const message = `rebooting into ${rec.toVersion} by command ${cmd.id}`;
+      return accept(message, () => host.allowReboot(rec, message));
     }
     case 'check': {
       const d = accept('running health checks now');

@@ -18,6 +18,8 @@ export interface EffectEnv {
   backend: UpdateBackend;
   boot: BootInfo;
   checks: readonly HealthCheckSpec[];
+  /** Reboot only on a signed "reboot" command (config reboot.waitForCommand). */
+  rebootOnCommand: boolean;
   runChecks: (specs: readonly HealthCheckSpec[], signal: AbortSignal) => Promise<HealthVerdict>;
   now: () => Date;
   signal: AbortSignal;
@@ -91,6 +93,7 @@ export const EFFECTS: Partial<Record<State, Effect>> = {
     if (!rec.announcement) return ev({ type: 'FAIL', reason: 'INSTALL_FAILED', message: 'no announcement on record' });
     try {
       const slots = await env.backend.install(rec.announcement, env);
+      if (env.rebootOnCommand) return ev({ type: 'INSTALLED_WAIT_WINDOW', ...slots, message: 'installed; the reboot waits for a reboot command' });
       const until = windowWait(rec, 'reboot', env.now());
       if (until) {
         return ev({ type: 'INSTALLED_WAIT_WINDOW', ...slots, deferredUntil: until.toISOString(), message: `installed; reboot waits for the window opening ${until.toISOString()}` });
@@ -103,6 +106,8 @@ export const EFFECTS: Partial<Record<State, Effect>> = {
   },
 
   async 'reboot-deferred'(rec, env) {
+    // Policy "on command": the reboot command applies WINDOW_OPEN itself (src/agent/commands.ts).
+    if (env.rebootOnCommand) return { kind: 'wait' };
     const until = windowWait(rec, 'reboot', env.now());
     return until ? { kind: 'wait', until } : ev({ type: 'WINDOW_OPEN' });
   },

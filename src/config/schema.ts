@@ -70,6 +70,15 @@ export const Config = z
     backend: BackendConfig,
     healthChecks: z.array(HealthCheckSpec).max(64).default([]),
     health: HealthSettings.default(() => ({ ...HEALTH_SETTINGS_DEFAULTS })),
+    reboot: z
+      .object({
+        waitForCommand: z
+          .boolean()
+          .default(false)
+          .describe('after installing, reboot only when a signed "reboot" command arrives (the command reboots at once, whatever the announcement window says)'),
+      })
+      .strict()
+      .default({ waitForCommand: false }),
     artifacts: z
       .object({
         allowedSchemes: z.array(z.enum(['https', 'http'])).min(1).default(['https']),

@@ -2,7 +2,7 @@
 import * as z from 'zod';
 import { IsoTime, SafeId } from './common.js';
 
-export const COMMANDS = ['rollback', 'check', 'cancel'] as const;
+export const COMMANDS = ['rollback', 'check', 'cancel', 'reboot'] as const;
 
 export const Command = z
   .object({

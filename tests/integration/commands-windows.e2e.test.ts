@@ -57,6 +57,23 @@ describe('commands', () => {
   });
 });
 
+describe('reboot on command', () => {
+  it('with reboot.waitForCommand the installed update waits; a signed reboot command carries it to committed', async () => {
+    const dev = await lab.device({ configOverride: (c) => ({ ...c, reboot: { waitForCommand: true } }) });
+    const n0 = lab.watcher.eventsOf(dev.id).length;
+    await lab.command(dev, 'reboot');
+    expect((await lab.nextEvent(dev, n0, (x) => x.type === 'rejected')).reason).toBe('COMMAND_NOT_APPLICABLE');
+    const a = lab.announcement(dev, '1.1.0');
+    await lab.announce(dev, a);
+    const s = await lab.watcher.waitFor(() => stateOf(dev.id)?.state === 'reboot-deferred' && stateOf(dev.id), 10_000, 'reboot-deferred');
+    expect(s.runningVersion).toBe('1.0.0');
+    expect(s.update?.deferredUntil).toBeUndefined();
+    await lab.command(dev, 'reboot', { updateId: a.id });
+    expect((await lab.watcher.waitForResult(dev.id, a.id)).result).toBe('committed');
+    await lab.watcher.waitFor(() => stateOf(dev.id)?.runningVersion === '1.1.0', 5000, 'running 1.1.0');
+  });
+});
+
 describe('announcements during an update, and rollouts', () => {
   it('a newer announcement during an update is refused as UPDATE_IN_PROGRESS, queued, and installed afterwards', async () => {
     const dev = await lab.device();
