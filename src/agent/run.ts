@@ -46,16 +46,8 @@ export async function runAgent(config: Config, log: Logger = createLogger(config
   agent.on('outbox', () => link.pump());
   agent.on('state', (s) => link.publishState(s));
 
-  log.info({ deviceId: config.deviceId, backend: backend.name, version: AGENT_VERSION }, 'ota-agent starting');
-  await agent.start();
-  log.info({ bootedSlot: agent.bootInfo.bootedSlot, runningVersion: agent.bootInfo.version }, 'booted');
-  const control = await startControlServer(controlSocketPath(config), (req) => agent.handleLocalInstall(req));
-  link.publishState(agent.state());
-  link.start();
-  // Type=notify: READY=1 now, WATCHDOG=1 every WatchdogSec/2; no-ops outside systemd.
-  const notifier = await startServiceNotifier((what, err) => log.warn({ err: String(err) }, `sd_notify ${what} failed`));
-
-  const exitCode = await new Promise<number>((resolve) => {
+  // Listening before start(): resuming an update may ask for a reboot straight away.
+  const stopRequested = new Promise<number>((resolve) => {
     agent.on('reboot', (outcome) => {
       // A simulated reboot ends this process; a real one is carried out by systemd, which stops us.
       if (outcome.kind === 'exit-process') resolve(outcome.exitCode);
@@ -67,6 +59,17 @@ export async function runAgent(config: Config, log: Logger = createLogger(config
     process.once('SIGTERM', () => onSignal('SIGTERM'));
     process.once('SIGINT', () => onSignal('SIGINT'));
   });
+
+  log.info({ deviceId: config.deviceId, backend: backend.name, version: AGENT_VERSION }, 'ota-agent starting');
+  await agent.start();
+  log.info({ bootedSlot: agent.bootInfo.bootedSlot, runningVersion: agent.bootInfo.version }, 'booted');
+  const control = await startControlServer(controlSocketPath(config), (req) => agent.handleLocalInstall(req));
+  link.publishState(agent.state());
+  link.start();
+  // Type=notify: READY=1 now, WATCHDOG=1 every WatchdogSec/2; no-ops outside systemd.
+  const notifier = await startServiceNotifier((what, err) => log.warn({ err: String(err) }, `sd_notify ${what} failed`));
+
+  const exitCode = await stopRequested;
 
   await notifier.stop();
   control.close();

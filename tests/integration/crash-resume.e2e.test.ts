@@ -76,6 +76,48 @@ describe('kill -9 and restart', () => {
   });
 });
 
+describe('crash loop on the new slot', () => {
+  let broker: Mosquitto;
+  let lab: SimLab;
+  beforeAll(async () => {
+    broker = await Mosquitto.start();
+    lab = await SimLab.create(broker.url, 5);
+  });
+  afterAll(async () => {
+    await lab?.close();
+    await broker?.stop();
+  });
+
+  it('a new slot that keeps killing the agent before a verdict is reverted, not retried forever', async () => {
+    // The "health check" kills the agent that runs it, as a broken new system might.
+    const dev = await lab.device({
+      configOverride: (c) => ({ ...c, limits: { maxResumes: 3 }, healthChecks: [{ kind: 'command', name: 'crasher', argv: ['sh', '-c', 'kill -9 $PPID; sleep 5'], timeoutMs: 10_000 }] }),
+    });
+    let restarts = 0;
+    let done = false;
+    // systemd's Restart=always, played by the test.
+    const keepAlive = (async () => {
+      while (!done && restarts < 10) {
+        await dev.sim.exited();
+        if (done) break;
+        restarts++;
+        dev.sim.start();
+      }
+    })();
+    const a = lab.announcement(dev, '1.1.0');
+    await lab.announce(dev, a);
+    const r = await lab.watcher.waitForResult(dev.id, a.id, 40_000).catch((e: Error) => {
+      throw new Error(`${e.message}; restarts ${restarts}\n${dev.logs.filter((l) => !l.includes('"level":20')).slice(-12).join('\n')}`);
+    });
+    done = true;
+    expect(r).toMatchObject({ result: 'reverted', reason: 'RESUME_BUDGET_EXHAUSTED' });
+    expect(r.message).toMatch(/restarted 4 times in state verifying/);
+    expect(restarts).toBe(4);
+    await lab.watcher.waitFor(() => lab.watcher.states.get(dev.id)?.state === 'idle' && lab.watcher.states.get(dev.id)?.runningVersion === '1.0.0', 10_000, 'idle on 1.0.0');
+    void keepAlive;
+  });
+});
+
 describe('broker outage during an update', () => {
   let broker: Mosquitto;
   let lab: SimLab;
