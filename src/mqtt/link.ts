@@ -43,6 +43,8 @@ export function clientOptions(config: Config, will?: IClientOptions['will']): IC
 export class MqttLink {
   private client: MqttClient | null = null;
   private pumping = false;
+  private dropped = 0;
+  private lastDropLog = 0;
   private latestState: DeviceState | null = null;
   private publishingState = false;
   private statePending = false;
@@ -72,15 +74,30 @@ export class MqttLink {
     client.on('reconnect', () => this.log.debug('reconnecting to broker'));
     client.on('offline', () => this.log.warn('broker offline'));
     client.on('error', (e) => this.log.warn({ err: e.message }, 'mqtt error'));
+    // Only what we subscribed to: a broker can send any topic (a compromised one could hand us a
+    // validly signed announcement of a channel this device does not follow, or echo our own
+    // events back, each of which would be refused with a new event, without end).
+    const commandTopic = this.topics.commands(deviceId);
+    const announceTopics = new Set(this.config.channels.map((ch) => this.topics.announce(this.config.compatible, ch)));
     client.on('message', (topic, payload) => {
       try {
-        if (topic === this.topics.commands(deviceId)) this.handlers.onCommand(topic, payload);
-        else this.handlers.onAnnouncement(topic, payload);
+        if (topic === commandTopic) this.handlers.onCommand(topic, payload);
+        else if (announceTopics.has(topic)) this.handlers.onAnnouncement(topic, payload);
+        else this.dropUnsubscribed(topic, payload.length);
       } catch (e) {
         // A handler bug must not take the connection down; the message is logged and dropped.
         this.log.error({ topic, err: e instanceof Error ? e.stack : String(e) }, 'message handler failed');
       }
     });
+  }
+
+  /** Logged at most once a minute, so a flood of them cannot fill the journal. */
+  private dropUnsubscribed(topic: string, bytes: number): void {
+    this.dropped++;
+    const now = Date.now();
+    if (now - this.lastDropLog < 60_000) return;
+    this.lastDropLog = now;
+    this.log.warn({ topic: topic.slice(0, 200), bytes, droppedSoFar: this.dropped }, 'message on a topic this device did not subscribe to: dropped');
   }
 
   private async onConnect(client: MqttClient): Promise<void> {
