@@ -136,6 +136,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       deviceId: config.deviceId,
       compatible: config.compatible,
       groups: config.groups,
+      channels: config.channels,
       backend: this.deps.backend.handles,
       runningVersion: this.boot.version,
       trust: this.deps.trust,

@@ -42,6 +42,7 @@ export function plan(config: Config, file: string, opts: { runningVersion?: stri
       deviceId: config.deviceId,
       compatible: config.compatible,
       groups: config.groups,
+      channels: config.channels,
       backend: backendHandles(config.backend.type),
       runningVersion,
       trust: trustPolicy(config),

@@ -37,6 +37,8 @@ export interface AdmissionContext {
   lastSequence: (channelKey: string) => number | undefined;
   /** Digest of the last envelope decided on this topic: a retained re-delivery is not news. */
   lastDigest: (topic: string) => string | undefined;
+  /** Channels this device follows; an announcement for another one is refused even if delivered. */
+  channels?: readonly string[];
   /** Where the announcement arrived; its signed compatible/channel must match. */
   topic: { compatible: string; channel: string } | null;
 }
@@ -81,6 +83,9 @@ export function admitAnnouncement(raw: Uint8Array, topicKey: string, ctx: Admiss
     return reject('INSUFFICIENT_SIGNATURES', `channel "${a.channel}" needs ${required} distinct trusted signatures, got ${opened.keyids.length}`);
   }
   if (a.compatible !== ctx.compatible) return reject('INCOMPATIBLE', `announcement is for "${a.compatible}", this device is "${ctx.compatible}"`);
+  if (ctx.channels && !ctx.channels.includes(a.channel)) {
+    return reject('WRONG_CHANNEL', `channel "${a.channel}" is not one this device follows (${ctx.channels.join(', ')})`);
+  }
   if (ctx.topic && (ctx.topic.compatible !== a.compatible || ctx.topic.channel !== a.channel)) {
     return reject('WRONG_CHANNEL', `signed for ${a.compatible}/${a.channel}, received on ${ctx.topic.compatible}/${ctx.topic.channel}`);
   }

@@ -321,7 +321,7 @@ const CASES: Record<string, Case[]> = {
       envelopeBytes(jsonWith(command(), '"deviceId":"dev-0001"', '"deviceId":"dev-0001","deviceId":"dev-0002"'), [fleetKey], COMMAND_TYPE)),
     cmd('deviceId "../dev-0001"', 'MALFORMED_PAYLOAD', () => signedCommand(command({ deviceId: '../dev-0001' }))),
     cmd('updateId "../../etc"', 'MALFORMED_PAYLOAD', () => signedCommand(command({ command: 'cancel', updateId: '../../etc' }))),
-    cmd('an unknown command ("reboot")', 'MALFORMED_PAYLOAD', () => signedCommand(command({ command: 'reboot' }))),
+    cmd('an unknown command ("format-disk")', 'MALFORMED_PAYLOAD', () => signedCommand(command({ command: 'format-disk' }))),
     cmd('the command name in upper case', 'MALFORMED_PAYLOAD', () => signedCommand(command({ command: 'ROLLBACK' }))),
     cmd('an extra field (a path to act on)', 'MALFORMED_PAYLOAD', () => signedCommand({ ...command(), path: '/etc/shadow' })),
     cmd('"__proto__" in the payload', 'MALFORMED_PAYLOAD', () => envelopeBytes(jsonWith(command(), '{"id"', '{"__proto__":{"polluted":true},"id"'), [fleetKey], COMMAND_TYPE)),

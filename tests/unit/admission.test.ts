@@ -446,3 +446,11 @@ describe('key revocation, per-channel signature thresholds, artifact size cap', 
     expectReject(d, 'ARTIFACT_TOO_LARGE', '123456', '1000');
   });
 });
+
+describe('channel membership', () => {
+  it('WRONG_CHANNEL for a validly signed announcement of a channel the device does not follow, whatever topic it came on', () => {
+    const beta = signed({ channel: 'beta' });
+    const d = admit(bytes(beta), context({ channels: ['stable'], topic: { compatible: 'acme-gw', channel: 'beta' }, lastSequence: () => undefined }));
+    expectReject(d, 'WRONG_CHANNEL', 'beta', 'stable');
+  });
+});
