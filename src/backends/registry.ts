@@ -27,13 +27,13 @@ const FACTORIES: Record<string, Factory> = {
     const { SimulatedBackend, SimulatedOptions } = await import('../simulated/backend.js');
     const r = SimulatedOptions.safeParse(config.backend);
     if (!r.success) throw new ConfigError(`backend: ${describeZodError(r.error)}`);
-    return SimulatedBackend.open(r.data, config.compatible, join(config.stateDir, 'downloads'), inspectOnly);
+    return SimulatedBackend.open(r.data, config.compatible, join(config.stateDir, 'downloads'), inspectOnly, config.artifacts.allowedHosts);
   },
   rauc: async (config, log) => {
     const { RaucBackend, RaucOptions } = await import('../rauc/backend.js');
     const r = RaucOptions.safeParse(config.backend);
     if (!r.success) throw new ConfigError(`backend: ${describeZodError(r.error)}`);
-    return new RaucBackend(r.data, join(config.stateDir, 'downloads'), log);
+    return new RaucBackend(r.data, join(config.stateDir, 'downloads'), log, config.artifacts.allowedHosts);
   },
 };
 

@@ -36,6 +36,8 @@ export interface DownloadRequest {
   /** Per-attempt idle timeout: how long without response headers or body bytes (default 30000). */
   timeoutMs?: number;
   headers?: Record<string, string>;
+  /** When set, redirects may only lead to these hosts (the announcement's URL was vetted by the caller). */
+  allowedHosts?: readonly string[] | undefined;
   tls?: TlsOptions;
 }
 
@@ -75,6 +77,7 @@ interface Transfer {
   readonly signal: AbortSignal | undefined;
   readonly headers: Record<string, string> | undefined;
   readonly tls: TlsOptions | undefined;
+  readonly allowedHosts: readonly string[] | undefined;
   readonly timeoutMs: number;
   readonly maxAttempts: number;
   readonly bucket: TokenBucket | undefined;
@@ -130,6 +133,7 @@ function newTransfer(
     signal: req.signal,
     headers: req.headers,
     tls: req.tls,
+    allowedHosts: req.allowedHosts,
     timeoutMs: req.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     maxAttempts: Math.max(1, Math.floor(req.maxAttempts ?? DEFAULT_MAX_ATTEMPTS)),
     bucket: rate !== undefined && rate > 0 ? new TokenBucket(rate) : undefined,
@@ -194,6 +198,7 @@ async function transferOnce(t: Transfer): Promise<void> {
     signal: t.signal,
     timeoutMs: t.timeoutMs,
     maxRedirects: MAX_REDIRECTS,
+    allowedHosts: t.allowedHosts,
   });
   try {
     await acceptResponse(res, url, t);

@@ -16,6 +16,7 @@ export interface GetOptions {
   /** How long to wait for response headers before giving up on this request. */
   timeoutMs: number;
   maxRedirects: number;
+  allowedHosts?: readonly string[] | undefined;
 }
 
 export interface OpenedResponse {
@@ -65,6 +66,9 @@ export async function openResponse(start: URL, options: GetOptions): Promise<Ope
       );
     }
     const next = resolveRedirect(url, location);
+    if (options.allowedHosts && !options.allowedHosts.includes(next.hostname)) {
+      throw new DownloadError('DOWNLOAD_BAD_URL', `refusing redirect to host "${next.hostname}": not in the artifact host allow-list (${describeUrl(url)} -> ${describeUrl(next)})`);
+    }
     if (next.origin !== url.origin) headers = withoutCredentials(headers);
     url = next;
   }

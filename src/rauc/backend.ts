@@ -40,6 +40,7 @@ export class RaucBackend implements UpdateBackend {
     private readonly opts: RaucOptions,
     private readonly downloadDir: string,
     private readonly log: { warn: (o: object, m: string) => void } = { warn: () => undefined },
+    private readonly allowedHosts?: readonly string[],
   ) {
     this.client = new RaucClient(opts.busAddress);
   }
@@ -104,6 +105,7 @@ export class RaucBackend implements UpdateBackend {
       signal: ctx.signal,
       onProgress: (got, total) => ctx.progress('downloading', total > 0 ? (100 * got) / total : 0),
       ...(this.opts.bandwidthLimitBytesPerSec ? { bandwidthLimitBytesPerSec: this.opts.bandwidthLimitBytesPerSec } : {}),
+      allowedHosts: this.allowedHosts,
     });
   }
 

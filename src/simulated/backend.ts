@@ -36,13 +36,14 @@ export class SimulatedBackend implements UpdateBackend {
     private readonly opts: SimulatedOptions,
     private readonly compatible: string,
     private readonly downloadDir: string,
+    private readonly allowedHosts?: readonly string[],
   ) {
     this.dir = opts.dir;
   }
 
   /** Powers the simulated device on: first boot initialises slot A, later ones run the bootloader. */
-  static async open(opts: SimulatedOptions, compatible: string, downloadDir: string, inspectOnly = false): Promise<SimulatedBackend> {
-    const b = new SimulatedBackend(opts, compatible, downloadDir);
+  static async open(opts: SimulatedOptions, compatible: string, downloadDir: string, inspectOnly = false, allowedHosts?: readonly string[]): Promise<SimulatedBackend> {
+    const b = new SimulatedBackend(opts, compatible, downloadDir, allowedHosts);
     if (!inspectOnly) b.powerOn();
     return b;
   }
@@ -120,6 +121,7 @@ export class SimulatedBackend implements UpdateBackend {
       size: a.artifact.size,
       signal: ctx.signal,
       onProgress: (got, total) => ctx.progress('downloading', total > 0 ? (100 * got) / total : 0),
+      allowedHosts: this.allowedHosts,
     });
   }
 

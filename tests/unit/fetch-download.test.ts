@@ -467,6 +467,21 @@ describe('downloadArtifact', () => {
     expectArtifactAtDest();
   });
 
+  it('with a host allow-list, refuses a redirect to a host outside it, fetching nothing from there', async () => {
+    const target = await startServer((req, res) => sendArtifact(req, res));
+    const origin = await startServer((_req, res) => {
+      // 127.0.0.1 is allowed; "localhost" (the same machine under another name) is not.
+      res.writeHead(302, { location: target.url().replace('127.0.0.1', 'localhost') });
+      res.end();
+    });
+
+    const err = await expectDownloadError(downloadArtifact(request(origin, { allowedHosts: ['127.0.0.1'] })), 'DOWNLOAD_BAD_URL');
+
+    expect(err.message).toContain('refusing redirect to host "localhost"');
+    expect(target.requests).toHaveLength(0);
+    expect(fs.existsSync(path.join(dir, 'artifact.bin'))).toBe(false);
+  });
+
   describe('redirect chains', () => {
     // /hop/N redirects to /hop/N-1; /hop/0 serves the artifact.
     const chain: Handler = (req, res) => {
