@@ -147,6 +147,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       inFlight: rec ? { updateId: rec.updateId, version: rec.toVersion, state: rec.state } : null,
       lastSequence: (ch) => store.lastSequence(ch),
       lastDigest: (t) => store.lastDigest(t),
+      previouslyReverted: (id) => store.wasReverted(id),
       topic: topicInfo,
     });
     const at = this.now().toISOString();

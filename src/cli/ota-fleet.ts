@@ -258,8 +258,8 @@ program
     }
     await publishOnce(broker, topic, json, { retain: true, protocolVersion });
     process.stdout.write(`promoted ${what} on ${topic}\n`);
-    // The agent keeps no memory of an update id that reverted or failed: such devices try again.
-    process.stderr.write('note: devices that reverted or failed this update will try it again; check `ota-fleet watch --announcement ID` first\n');
+    // Devices remember an id they reverted (PREVIOUSLY_REVERTED), but not one that failed before its reboot.
+    process.stderr.write('note: devices whose attempt failed before the reboot will try this update again (reverted ones will not); check `ota-fleet watch --announcement ID` first\n');
   });
 
 program

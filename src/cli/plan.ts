@@ -53,6 +53,7 @@ export function plan(config: Config, file: string, opts: { runningVersion?: stri
       inFlight: rec ? { updateId: rec.updateId, version: rec.toVersion, state: rec.state } : null,
       lastSequence: (ch) => store?.lastSequence(ch),
       lastDigest: () => undefined, // plan judges the message itself, not whether it was seen
+      previouslyReverted: (id) => store?.wasReverted(id) ?? false,
       topic: topicInfo,
     });
     const a = d.kind === 'accept' ? d.announcement : d.announcement;

@@ -37,13 +37,15 @@ export interface AdmissionContext {
   lastSequence: (channelKey: string) => number | undefined;
   /** Digest of the last envelope decided on this topic: a retained re-delivery is not news. */
   lastDigest: (topic: string) => string | undefined;
+  /** Did this device already try this update id and revert it? A promotion must not retry it. */
+  previouslyReverted?: (updateId: string) => boolean;
   /** Channels this device follows; an announcement for another one is refused even if delivered. */
   channels?: readonly string[];
   /** Where the announcement arrived; its signed compatible/channel must match. */
   topic: { compatible: string; channel: string } | null;
 }
 
-export type IgnoreWhy = 'DUPLICATE' | 'NOT_IN_ROLLOUT' | 'ALREADY_INSTALLED' | 'ALREADY_IN_FLIGHT';
+export type IgnoreWhy = 'DUPLICATE' | 'NOT_IN_ROLLOUT' | 'ALREADY_INSTALLED' | 'ALREADY_IN_FLIGHT' | 'PREVIOUSLY_REVERTED';
 
 export type AnnouncementDecision =
   | { kind: 'accept'; announcement: Announcement; digest: string; rollout: RolloutDecision; message: string }
@@ -116,6 +118,9 @@ export function admitAnnouncement(raw: Uint8Array, topicKey: string, ctx: Admiss
 
   const rollout = inRollout(ctx.deviceId, ctx.groups, a.id, a.rollout);
   if (!rollout.included) return ignore('NOT_IN_ROLLOUT', `not in this rollout: ${rollout.why}`, true);
+  // A version that failed its checks here would fail again: one bad boot per update id is enough.
+  // The fleet publishes a new id to make the device try again.
+  if (ctx.previouslyReverted?.(a.id)) return ignore('PREVIOUSLY_REVERTED', `update ${a.id} was already tried on this device and reverted; publish a new id to retry`, true);
 
   if (ctx.inFlight) {
     return reject('UPDATE_IN_PROGRESS', `update ${ctx.inFlight.updateId} to ${ctx.inFlight.version} is in flight (${ctx.inFlight.state}); this announcement is queued and re-checked when it ends`);

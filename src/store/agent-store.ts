@@ -189,6 +189,10 @@ export class AgentStore {
     return this.db.prepare('SELECT update_id AS updateId, from_state AS "from", event, to_state AS "to", at FROM transitions WHERE update_id = ? ORDER BY id').all(updateId) as TransitionRow[];
   }
 
+  wasReverted(updateId: string): boolean {
+    return this.db.prepare("SELECT 1 FROM history WHERE update_id = ? AND result = 'reverted' LIMIT 1").get(updateId) !== undefined;
+  }
+
   lastOutcome(): (HistoryRow & { record: string }) | undefined {
     return this.db
       .prepare(

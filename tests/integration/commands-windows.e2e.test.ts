@@ -93,6 +93,18 @@ describe('announcements during an update, and rollouts', () => {
     await lab.watcher.waitFor(() => stateOf(dev.id)?.runningVersion === '1.2.0', 5000, 'running 1.2.0');
   });
 
+  it('an update this device reverted is not retried when the same id is promoted', async () => {
+    const dev = await lab.device();
+    const a = lab.announcement(dev, '1.1.0', { health: 'degraded' });
+    await lab.announce(dev, a);
+    expect((await lab.watcher.waitForResult(dev.id, a.id)).result).toBe('reverted');
+    await lab.watcher.waitFor(() => stateOf(dev.id)?.state === 'idle', 5000, 'idle');
+    await lab.announce(dev, { ...a, sequence: lab.nextSequence(), rollout: { percent: 100, groups: [] } });
+    const d = await lab.waitForDecision(dev, (x) => x.reason === 'PREVIOUSLY_REVERTED');
+    expect(d.message).toContain(a.id);
+    expect(stateOf(dev.id)?.state).toBe('idle');
+  });
+
   it('a device outside the rollout percentage ignores it; a promotion with the same id brings it in', async () => {
     const dev = await lab.device();
     const a = lab.announcement(dev, '1.1.0', { patch: { rollout: { percent: 0 } } });

@@ -454,3 +454,11 @@ describe('channel membership', () => {
     expectReject(d, 'WRONG_CHANNEL', 'beta', 'stable');
   });
 });
+
+describe('an update already reverted on this device', () => {
+  it('PREVIOUSLY_REVERTED: a promotion of an id this device reverted is ignored, a new id is not', () => {
+    const ctx = context({ previouslyReverted: (id) => id === 'ann-42' });
+    expectIgnore(admit(bytes(signed()), ctx), 'PREVIOUSLY_REVERTED', 'ann-42');
+    expect(admit(bytes(signed({ id: 'ann-43' })), ctx).kind).toBe('accept');
+  });
+});
