@@ -7,7 +7,7 @@ import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command as Cli } from 'commander';
 import { loadPrivateKey, loadPublicKey } from '../crypto/dsse.js';
-import { digestFile, generateKeyPair, signAnnouncement, signCommand } from '../fleet/sign.js';
+import { digestFile, digestUrl, generateKeyPair, signAnnouncement, signCommand } from '../fleet/sign.js';
 import { publishMany, publishOnce, readRetained } from '../fleet/broker.js';
 import { decodeAnnouncementEnvelope, publicOf, verifiedBy, type DecodedAnnouncement } from '../fleet/envelope.js';
 import { devicesInGroups, parseInventory } from '../fleet/inventory.js';
@@ -116,7 +116,16 @@ program
       let sha256 = str('sha256');
       let size = str('size') ? Number(str('size')) : undefined;
       if (str('artifact')) ({ sha256, size } = await digestFile(str('artifact') as string));
-      if (!sha256 || size === undefined) fail('give --artifact FILE, or --sha256 and --size');
+      if (!sha256 && size === undefined) {
+        // No local copy: hash what the URL serves, the very bytes devices will download.
+        try {
+          ({ sha256, size } = await digestUrl(url));
+        } catch (e) {
+          fail(`cannot compute sha256 and size from ${url}: ${(e as Error).message}`);
+        }
+        process.stderr.write(`artifact from ${url}: ${size} bytes, sha256 ${sha256}\n`);
+      }
+      if (!sha256 || size === undefined) fail('give --artifact FILE, or --sha256 and --size, or neither to hash the URL');
       artifact = { url, sha256, size };
     } else if (backend === 'ostree') {
       artifact = { remote: { name: str('remoteName') ?? fail('--remote-name'), url: str('remoteUrl') ?? fail('--remote-url') }, ref: str('ref') ?? fail('--ref'), commit: str('commit') ?? fail('--commit') };

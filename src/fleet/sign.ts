@@ -36,6 +36,19 @@ export function signCommand(input: z.input<typeof Command>, keys: KeyObject[]): 
   return { command, envelope: signEnvelope(COMMAND_TYPE, Buffer.from(JSON.stringify(input), 'utf8'), keys) };
 }
 
+/** sha256 and size of what a URL serves, streamed (nothing is stored). */
+export async function digestUrl(url: string): Promise<{ sha256: string; size: number }> {
+  const res = await fetch(url, { redirect: 'follow' });
+  if (!res.ok || !res.body) throw new Error(`HTTP ${res.status}`);
+  const h = createHash('sha256');
+  let size = 0;
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    h.update(chunk);
+    size += chunk.length;
+  }
+  return { sha256: h.digest('hex'), size };
+}
+
 /** sha256 and size of a local artifact, streamed (bundles can be large). */
 export async function digestFile(path: string): Promise<{ sha256: string; size: number }> {
   const h = createHash('sha256');

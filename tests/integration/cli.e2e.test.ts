@@ -68,6 +68,17 @@ describe('ota-fleet and ota-agent', () => {
     expect({ db: dbDigest(), slots: dev.slotsDigest() }).toEqual(before);
   });
 
+  it('publish with only --url hashes what the URL serves', async () => {
+    const img = lab.image('1.1.5', { compatible: dev.compatible });
+    const pub = await cli(FLEET, ['publish', '-k', join(keyDir, 'fleet.key'), '--compatible', dev.compatible, '--version', '1.1.5', '--url', img.url, '--dry-run']);
+    expect(pub.code).toBe(0);
+    expect(pub.stderr).toContain(`${img.size} bytes, sha256 ${img.sha256}`);
+    expect(pub.stdout).toContain(`"sha256": "${img.sha256}"`);
+    const missing = await cli(FLEET, ['publish', '-k', join(keyDir, 'fleet.key'), '--compatible', dev.compatible, '--version', '1.1.5', '--url', lab.artifacts.url('nope.img'), '--dry-run']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/cannot compute sha256 and size .*HTTP 404/);
+  });
+
   it('plan explains a refusal and exits non-zero', async () => {
     const tampered = JSON.parse(readFileSync(envelopeFile, 'utf8')) as { signatures: Array<{ sig: string }> };
     tampered.signatures[0]!.sig = Buffer.alloc(64, 1).toString('base64');
