@@ -8,6 +8,7 @@ import { onResume, step, type EventInput } from '../core/machine.js';
 import { CANCELLABLE_STATES, nextState, TERMINAL_STATES, type State } from '../core/transitions.js';
 import type { FailureReason } from '../core/reasons.js';
 import type { UpdateRecord } from '../core/update-record.js';
+import type { Announcement } from '../schemas/announcement.js';
 import type { TrustPolicy } from '../core/signed-message.js';
 import type { Config } from '../config/schema.js';
 import type { HealthCheckSpec, HealthVerdict } from '../health/schema.js';
@@ -182,20 +183,7 @@ export class Agent extends EventEmitter<AgentEvents> {
 
     const ann = decision.announcement;
     log.info({ topic, subject, bucket: decision.rollout.bucket }, decision.message);
-    const record: UpdateRecord = {
-      updateId: ann.id,
-      kind: 'update',
-      state: 'idle',
-      announcement: ann,
-      fromVersion: this.boot.version,
-      toVersion: ann.version,
-      oldSlot: this.boot.bootedSlot,
-      bootId: this.boot.bootId,
-      transitions: 0,
-      resumes: 0,
-      startedAt: at,
-      updatedAt: at,
-    };
+    const record = this.newUpdate(ann, at);
     store.db.transaction(() => {
       store.setDigest(topic, decision.digest);
       store.advanceSequence(channelKey(ann.compatible, ann.channel), ann.sequence);
@@ -226,20 +214,7 @@ export class Agent extends EventEmitter<AgentEvents> {
     }
     const ann = check.plan.announcement;
     if (store.current()) return { ok: false, reason: 'UPDATE_IN_PROGRESS', message: 'an update started meanwhile' };
-    const record: UpdateRecord = {
-      updateId: ann.id,
-      kind: 'update',
-      state: 'idle',
-      announcement: ann,
-      fromVersion: this.boot.version,
-      toVersion: ann.version,
-      oldSlot: this.boot.bootedSlot,
-      bootId: this.boot.bootId,
-      transitions: 0,
-      resumes: 0,
-      startedAt: at,
-      updatedAt: at,
-    };
+    const record = this.newUpdate(ann, at);
     store.db.transaction(() => {
       store.addDecision({ at, topic, subject: `${ann.id}@${ann.version}`, decision: 'accepted', reason: null, message: `local install of ${req.path}` });
       this.apply(record, { type: 'ACCEPT', message: `local install of ${req.path}` });
@@ -273,6 +248,24 @@ export class Agent extends EventEmitter<AgentEvents> {
         if (this.effectState && CANCELLABLE_STATES.includes(this.effectState)) this.effectAbort?.abort(new Error('cancelled'));
         this.kick();
       },
+    };
+  }
+
+  /** A fresh update record in `idle`, from what runs now to what `ann` announces. */
+  private newUpdate(ann: Announcement, at: string): UpdateRecord {
+    return {
+      updateId: ann.id,
+      kind: 'update',
+      state: 'idle',
+      announcement: ann,
+      fromVersion: this.boot.version,
+      toVersion: ann.version,
+      oldSlot: this.boot.bootedSlot,
+      bootId: this.boot.bootId,
+      transitions: 0,
+      resumes: 0,
+      startedAt: at,
+      updatedAt: at,
     };
   }
 

@@ -2,9 +2,8 @@
 // checks, commit, revert — with the backend's own signature check (RAUC's CMS keyring) as the
 // trust anchor instead of a fleet signature. Refusals are events like any other, so the fleet hears
 // about them when the broker is reachable.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { sha256File } from '../fetch/files.js';
 import { pathToFileURL } from 'node:url';
 import type { UpdateBackend } from '../core/backend.js';
 import type { RejectReason } from '../core/reasons.js';
@@ -18,16 +17,6 @@ export interface LocalInstallPlan {
 
 export type LocalInstallCheck = { ok: true; plan: LocalInstallPlan } | { ok: false; reason: RejectReason; message: string };
 
-async function digest(path: string): Promise<{ sha256: string; size: number }> {
-  const h = createHash('sha256');
-  let size = 0;
-  for await (const chunk of createReadStream(path)) {
-    h.update(chunk as Buffer);
-    size += (chunk as Buffer).length;
-  }
-  return { sha256: h.digest('hex'), size };
-}
-
 export async function checkLocalInstall(
   req: Extract<ControlRequest, { cmd: 'install' }>,
   ctx: { backend: UpdateBackend; compatible: string; runningVersion: string; inFlight: string | null; now: Date },
@@ -36,7 +25,7 @@ export async function checkLocalInstall(
   const st = await stat(req.path).catch((e: Error) => e);
   if (st instanceof Error) return { ok: false, reason: 'ARTIFACT_INVALID', message: `cannot read ${req.path}: ${st.message}` };
   if (!st.isFile()) return { ok: false, reason: 'ARTIFACT_INVALID', message: `${req.path} is not a regular file` };
-  const d = await digest(req.path);
+  const d = { sha256: await sha256File(req.path), size: st.size };
   if (req.sha256 && req.sha256 !== d.sha256) return { ok: false, reason: 'ARTIFACT_INVALID', message: `sha256 mismatch: expected ${req.sha256} got ${d.sha256}` };
   let info: { compatible: string; version: string };
   try {
