@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # real `rauc service` on a private bus (squashfs-tools builds bundles, e2fsprogs makes and reads the
 # slot images); openssl for the test PKI and the signing interop tests. RAUC loop-mounts bundles,
 # so the suite runs as root.
-APT_PACKAGES=(mosquitto mosquitto-clients rauc rauc-service dbus squashfs-tools e2fsprogs openssl ca-certificates)
+APT_PACKAGES=(mosquitto mosquitto-clients rauc rauc-service dbus squashfs-tools e2fsprogs openssl ca-certificates ostree gir1.2-ostree-1.0 python3-gi gnupg)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

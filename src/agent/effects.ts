@@ -162,7 +162,10 @@ export async function finish(rec: UpdateRecord, env: EffectEnv): Promise<EffectR
   try {
     if (rec.announcement) await env.backend.discardDownload(rec.announcement);
     const onUnverifiedSlot = rec.outcome?.reason === 'REVERT_FAILED' && env.boot.bootedSlot === rec.newSlot;
-    if ((rec.state === 'failed' || rec.state === 'cancelled') && !onUnverifiedSlot) await env.backend.keepBootedSlot();
+    // After a fallback the bootloader chose the old slot, but nothing may have told the backend
+    // (an OSTree default stays on the new deployment): make the running slot the next boot's choice.
+    const fellBack = rec.outcome?.reason === 'BOOTLOADER_FALLBACK';
+    if ((rec.state === 'failed' || rec.state === 'cancelled' || fellBack) && !onUnverifiedSlot) await env.backend.keepBootedSlot();
   } catch (e) {
     env.log.warn({ err: errorText(e), updateId: rec.updateId }, 'clean-up after the update failed');
   }

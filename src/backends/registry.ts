@@ -14,6 +14,7 @@ type Factory = (config: Config, log: Logger, inspectOnly: boolean) => Promise<Up
 const HANDLES: Record<string, UpdateBackend['handles']> = {
   simulated: 'rauc',
   rauc: 'rauc',
+  ostree: 'ostree',
 };
 
 export function backendHandles(type: string): UpdateBackend['handles'] {
@@ -34,6 +35,12 @@ const FACTORIES: Record<string, Factory> = {
     const r = RaucOptions.safeParse(config.backend);
     if (!r.success) throw new ConfigError(`backend: ${describeZodError(r.error)}`);
     return new RaucBackend(r.data, join(config.stateDir, 'downloads'), log, config.artifacts.allowedHosts);
+  },
+  ostree: async (config, log) => {
+    const { OstreeBackend, OstreeOptions } = await import('../ostree/backend.js');
+    const r = OstreeOptions.safeParse(config.backend);
+    if (!r.success) throw new ConfigError(`backend: ${describeZodError(r.error)}`);
+    return new OstreeBackend(r.data, log);
   },
 };
 
