@@ -1,7 +1,16 @@
 // Maintenance windows: a cron expression says when a window opens, a duration how long it stays
 // open. Everything is computed from a `now` the caller passes, so the decision is reproducible.
-import { createTask, validateDetailed } from 'node-cron';
+import { createRequire } from 'node:module';
+import type * as NodeCron from 'node-cron';
 import type { MaintenanceWindow } from '../schemas/announcement.js';
+
+// Loaded on first use: most announcements carry no window, and an idle agent need not hold it
+// (docs/performance.md). Synchronous, because admission is.
+let cron: typeof NodeCron | undefined;
+function nodeCron(): typeof NodeCron {
+  cron ??= createRequire(import.meta.url)('node-cron') as typeof NodeCron;
+  return cron;
+}
 
 export interface WindowState {
   open: boolean;
@@ -14,7 +23,7 @@ const MINUTE = 60_000;
 const HORIZON_MINUTES = 366 * 24 * 60;
 
 export function validateWindow(w: MaintenanceWindow): string | null {
-  const v = validateDetailed(w.cron);
+  const v = nodeCron().validateDetailed(w.cron);
   if (!v.valid) return `invalid cron "${w.cron}": ${v.errors.map((e) => e.message).join('; ')}`;
   if (w.cron.trim().split(/\s+/).length !== 5) return `cron "${w.cron}" must have 5 fields (minute hour day month weekday)`;
   try {
@@ -26,7 +35,7 @@ export function validateWindow(w: MaintenanceWindow): string | null {
 }
 
 export function windowState(w: MaintenanceWindow, now: Date): WindowState {
-  const task = createTask(w.cron, () => undefined, { timezone: w.timezone });
+  const task = nodeCron().createTask(w.cron, () => undefined, { timezone: w.timezone });
   try {
     const start = new Date(Math.floor(now.getTime() / MINUTE) * MINUTE);
     // Open now if the cron fired within the last `durationMinutes` (inclusive of this minute).

@@ -106,10 +106,15 @@ describe('crash loop on the new slot', () => {
     })();
     const a = lab.announcement(dev, '1.1.0');
     await lab.announce(dev, a);
-    const r = await lab.watcher.waitForResult(dev.id, a.id, 40_000).catch((e: Error) => {
-      throw new Error(`${e.message}; restarts ${restarts}\n${dev.logs.filter((l) => !l.includes('"level":20')).slice(-12).join('\n')}`);
-    });
-    done = true;
+    const r = await lab.watcher
+      .waitForResult(dev.id, a.id, 40_000)
+      .catch((e: Error) => {
+        throw new Error(`${e.message}; restarts ${restarts}\n${dev.logs.filter((l) => !l.includes('"level":20')).slice(-12).join('\n')}`);
+      })
+      .finally(() => {
+        // Also on failure: the keep-alive loop must not restart the agent after the lab stops it.
+        done = true;
+      });
     expect(r).toMatchObject({ result: 'reverted', reason: 'RESUME_BUDGET_EXHAUSTED' });
     expect(r.message).toMatch(/restarted 4 times in state verifying/);
     expect(restarts).toBe(4);
