@@ -18,23 +18,22 @@
 // Layout of `dir`: sysroot/ srv/ (archive repo) trees/ gnupg/ trusted.asc untrusted.asc
 //   enter.sh booted (deployment dir of this boot) run/ (this boot's /run) boot-id health-check.sh
 //   dbus.conf bus.sock
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { accessSync, chmodSync, constants as fsConstants, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, createReadStream, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { connect, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { basename, delimiter, join, normalize, sep } from 'node:path';
+import { basename, join, normalize, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
 import type { ConfigInput } from '../../src/config/schema.js';
 import type { AnnouncementInput } from '../../src/schemas/announcement.js';
 import { SimulatedDevice } from '../../src/simulated/supervisor.js';
 import { parseAdminStatus, type OstreeDeployment } from '../../src/ostree/status.js';
 import type { SimLab } from './sim-lab.js';
 import { SystemdStandin } from './systemd-standin.js';
+import { findBinary, runTool, shq, socketAccepts } from './processes.js';
 
-const execFileP = promisify(execFile);
 
 const APT_HINT = 'apt-get install -y ostree gir1.2-ostree-1.0 python3-gi gnupg dbus util-linux e2fsprogs';
 const PACKAGE_OF: Record<string, string> = {
@@ -47,45 +46,15 @@ const PACKAGE_OF: Record<string, string> = {
   chattr: 'e2fsprogs',
   'dbus-daemon': 'dbus',
 };
-const SEARCH_PATH = [...new Set([...(process.env.PATH ?? '').split(delimiter).filter(Boolean), '/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/bin', '/bin'])];
 export const SYSTEM_PYTHON = '/usr/bin/python3';
 
 export function requireBinary(name: string): string {
-  for (const d of SEARCH_PATH) {
-    const p = join(d, name);
-    try {
-      accessSync(p, fsConstants.X_OK);
-      return p;
-    } catch {
-      // next
-    }
-  }
-  throw new Error(`${name} is not installed (needed by the OSTree testbed): install the Debian package ${PACKAGE_OF[name] ?? name} — \`${APT_HINT}\``);
+  return findBinary(name, 'the OSTree testbed', PACKAGE_OF[name] ?? name, APT_HINT);
 }
 
-function shq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-async function run(file: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  try {
-    const { stdout } = await execFileP(file, args, { env: { ...env, LC_ALL: 'C' }, maxBuffer: 64 * 1024 * 1024 });
-    return stdout;
-  } catch (e) {
-    const err = e as Error & { stderr?: string; stdout?: string; code?: number };
-    throw new Error(`${file} ${args.join(' ')} failed (exit ${String(err.code)}): ${err.stderr || err.stdout || err.message}`, { cause: e });
-  }
-}
-
-async function socketAccepts(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
+/** Tools run with LC_ALL=C: the testbed parses their output. */
+function run(file: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  return runTool(file, args, { ...env, LC_ALL: 'C' });
 }
 
 export interface CommitOptions {

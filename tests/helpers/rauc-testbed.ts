@@ -15,18 +15,16 @@
 //   boot/booted         the slot the simulated bootloader booted last (read by health-check.sh)
 //   boot-id             plays /proc/sys/kernel/random/boot_id
 //   health-check.sh     exit 0 iff /health in the booted slot's image contains "ok"
-import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { accessSync, chmodSync, constants as fsConstants, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { promisify } from 'node:util';
+import { CHILD_PATH, findBinary, runTool, shq, socketAccepts } from './processes.js';
 import dbus, { type MessageBus } from 'dbus-next';
 
-const execFileP = promisify(execFile);
 
 export type SlotName = 'A' | 'B';
 
@@ -57,23 +55,9 @@ const PACKAGE_OF: Record<string, string> = {
   truncate: 'coreutils',
   umount: 'mount',
 };
-const SBIN_DIRS = ['/usr/local/sbin', '/usr/sbin', '/sbin', '/usr/bin', '/bin'];
-const SEARCH_PATH = [...(process.env.PATH ?? '').split(delimiter).filter(Boolean), ...SBIN_DIRS];
-const CHILD_PATH = [...new Set(SEARCH_PATH)].join(delimiter);
-
 /** Absolute path of a required binary, or an Error naming the Debian package to install. */
 export function requireBinary(name: string): string {
-  for (const d of SEARCH_PATH) {
-    const p = join(d, name);
-    try {
-      accessSync(p, fsConstants.X_OK);
-      return p;
-    } catch {
-      // next directory
-    }
-  }
-  const pkg = PACKAGE_OF[name] ?? name;
-  throw new Error(`${name} is not installed (needed by the RAUC testbed): install the Debian package ${pkg} — \`${APT_HINT}\``);
+  return findBinary(name, 'the RAUC testbed', PACKAGE_OF[name] ?? name, APT_HINT);
 }
 
 // Every daemon a testbed starts, so that a crashing test run still kills them on exit.
@@ -112,31 +96,6 @@ async function endProcess(p: ChildProcess | null, signal: NodeJS.Signals, graceM
   }
 }
 
-/** Single-quotes a string for /bin/sh. */
-function shq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-async function run(file: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
-  try {
-    const { stdout } = await execFileP(file, args, { env, maxBuffer: 64 * 1024 * 1024 });
-    return stdout;
-  } catch (e) {
-    const err = e as Error & { stderr?: string; stdout?: string; code?: number };
-    throw new Error(`${file} ${args.join(' ')} failed (exit ${String(err.code)}): ${err.stderr || err.stdout || err.message}`, { cause: e });
-  }
-}
-
-async function socketAccepts(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
 
 const BUS_NAME = 'de.pengutronix.rauc';
 
@@ -187,15 +146,15 @@ export class RaucTestbed {
     const d = this.dir;
     for (const sub of ['pki', 'data', 'mnt', 'tmp', 'boot', 'bundles', 'seed/etc']) mkdirSync(join(d, sub), { recursive: true });
     const env = this.env();
-    await run(MAKE_TEST_PKI, [join(d, 'pki')], env);
+    await runTool(MAKE_TEST_PKI, [join(d, 'pki')], env);
 
     // Slots: 32 MiB files; A holds the factory image (1.0.0, healthy), B is empty.
     const slotA = join(d, 'slot-a.img');
     const slotB = join(d, 'slot-b.img');
-    await run(requireBinary('truncate'), ['-s', '32M', slotA, slotB], env);
+    await runTool(requireBinary('truncate'), ['-s', '32M', slotA, slotB], env);
     writeFileSync(join(d, 'seed', 'health'), 'ok');
     writeFileSync(join(d, 'seed', 'etc', 'os-release'), 'NAME="ota-agent test image"\nID=ota-test\nVERSION_ID=1.0.0\nVERSION="1.0.0"\n');
-    await run(requireBinary('mkfs.ext4'), ['-q', '-F', '-L', 'rootfs', '-E', 'root_owner=0:0', '-d', join(d, 'seed'), slotA], env);
+    await runTool(requireBinary('mkfs.ext4'), ['-q', '-F', '-L', 'rootfs', '-E', 'root_owner=0:0', '-d', join(d, 'seed'), slotA], env);
 
     writeFileSync(
       join(d, 'system.conf'),
@@ -430,7 +389,7 @@ esac
       .sort((a, b) => b.length - a.length);
     for (const m of points) {
       this.raucLog += `[testbed] unmounting stale ${m}\n`;
-      await run(requireBinary('umount'), ['-l', m], this.env()).catch((e: Error) => (this.raucLog += `[testbed] ${e.message}\n`));
+      await runTool(requireBinary('umount'), ['-l', m], this.env()).catch((e: Error) => (this.raucLog += `[testbed] ${e.message}\n`));
     }
   }
 
@@ -516,7 +475,7 @@ esac
     ];
     for (const [name, content] of Object.entries({ health: 'ok', ...opts.files })) args.push('--file', `${name}=${content}`);
     if (opts.sizeMiB !== undefined) args.push('--size-mib', String(opts.sizeMiB));
-    const printed = (await run(BUILD_BUNDLE, args, this.env())).trim().split('\n').pop() ?? '';
+    const printed = (await runTool(BUILD_BUNDLE, args, this.env())).trim().split('\n').pop() ?? '';
     if (printed !== out) throw new Error(`build-bundle.sh printed '${printed}', expected '${out}'`);
     return out;
   }

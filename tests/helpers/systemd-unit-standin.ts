@@ -12,40 +12,21 @@
 // starts the dbus-daemon it lives on, like tests/helpers/rauc-testbed.ts does; a missing
 // dbus-daemon is a test failure naming the Debian package, never a skip.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import dbus, { type MessageBus } from 'dbus-next';
+import { findBinary, socketAccepts } from './processes.js';
 
 const { Interface } = dbus.interface;
 
-const DBUS_DAEMON_PATHS = ['/usr/bin/dbus-daemon', '/bin/dbus-daemon', '/usr/local/bin/dbus-daemon'];
 
 /** Absolute path of dbus-daemon, or an Error with the install hint. */
 export function requireDbusDaemon(): string {
-  for (const p of DBUS_DAEMON_PATHS) {
-    try {
-      accessSync(p, fsConstants.X_OK);
-      return p;
-    } catch {
-      // next
-    }
-  }
-  throw new Error('dbus-daemon is not installed (needed by the systemd-unit health check tests): `apt-get install -y dbus`');
+  return findBinary('dbus-daemon', 'the systemd-unit health check tests', 'dbus', 'apt-get install -y dbus');
 }
 
-async function socketAccepts(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
 
 /** A private dbus-daemon (system-bus type, everything allowed) on a socket in a temp directory. */
 export class PrivateBus {
