@@ -42,7 +42,7 @@ function windowWait(rec: UpdateRecord, what: 'install' | 'reboot', now: Date): D
 }
 
 /** One line per slot, for messages that must explain what the bootloader did. */
-export function describeSlots(slots: SlotInfo[]): string {
+function describeSlots(slots: SlotInfo[]): string {
   return slots
     .map((s) => `${s.name} (${[s.booted ? 'booted' : 'inactive', s.primary ? 'primary' : '', s.bootStatus ?? '', s.version ?? 'no version'].filter(Boolean).join(', ')})`)
     .join('; ');

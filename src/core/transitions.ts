@@ -48,8 +48,6 @@ export const TERMINAL_STATES: readonly State[] = ['committed', 'reverted', 'fail
 /** An update can be cancelled until its install starts (the table has CANCEL rows for exactly these). */
 export const CANCELLABLE_STATES: readonly State[] = ['accepted', 'deferred', 'downloading'];
 
-/** States in which the device runs a new slot that is not yet known to be good. */
-export const UNVERIFIED_BOOT_STATES: readonly State[] = ['verifying', 'committing'];
 
 //        from               event                     to
 export const TRANSITIONS: ReadonlyArray<readonly [State, LifecycleEvent, State]> = [

@@ -4,7 +4,6 @@ import dbus from 'dbus-next';
 export { withTimeout } from '../util/timeout.js';
 
 export type MessageBus = dbus.MessageBus;
-export const { Variant, DBusError } = dbus;
 
 /** `busAddress` (e.g. unix:path=/run/dbus/system_bus_socket) or the system bus, which honours DBUS_SYSTEM_BUS_ADDRESS. */
 export function connect(busAddress?: string): MessageBus {
