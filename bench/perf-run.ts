@@ -248,7 +248,9 @@ async function idlePhase(broker: string, watcher: Watcher): Promise<{ agent: Idl
   for (const [i, c] of COMPARE.entries()) {
     const dev = makeDevice(broker, `cmp${i}`);
     const seen = watcher.next(stateOf(dev.id), 30_000, `${dev.id} state`);
-    const agent = spawnAgent(dev, AGENT_FLAGS, c.cli);
+    // "label=path/to/cli.js --node-flag ...": node flags after the path apply to that build only.
+    const [cli = c.cli, ...cliFlags] = c.cli.split(' ').filter(Boolean);
+    const agent = spawnAgent(dev, [...AGENT_FLAGS, ...cliFlags], cli);
     await seen;
     agents.push({ name: `ota-agent [${c.label}]`, pid: () => [agent.proc.pid as number], proc: agent.proc, agent, dev });
   }
@@ -486,7 +488,8 @@ c.on('error', (e) => { console.error(e.message); process.exit(1); });\n`,
     for (const c of COMPARE) {
       seen = watcher.next(stateOf(dev.id), 30_000, `${dev.id} state`);
       t0 = process.hrtime.bigint();
-      const b = spawnAgent(dev, AGENT_FLAGS, c.cli);
+      const [cli = c.cli, ...cliFlags] = c.cli.split(' ').filter(Boolean);
+      const b = spawnAgent(dev, [...AGENT_FLAGS, ...cliFlags], cli);
       (compareMs[c.label] ??= []).push(Number((await seen).at - t0) / 1e6);
       await end(b.proc);
     }

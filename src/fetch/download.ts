@@ -312,10 +312,15 @@ async function receiveBody(res: IncomingMessage, url: URL, t: Transfer): Promise
       await storeChunk(chunk, url, t);
       idle.arm();
     }
+  } catch (err) {
+    // Bytes received before the failure are a valid prefix: keep them so the retry resumes after them.
+    await flushAfterFailure(t);
+    throw err;
   } finally {
     idle.disarm();
     stopAbortWatch();
   }
+  await t.part.flush();
   if (t.part.bytes !== t.size) {
     throw new DownloadError(
       'DOWNLOAD_SIZE_MISMATCH',
@@ -324,8 +329,18 @@ async function receiveBody(res: IncomingMessage, url: URL, t: Transfer): Promise
   }
 }
 
+/** A failed write wins over the network error that ended the body: a full disk is the real story. */
+async function flushAfterFailure(t: Transfer): Promise<void> {
+  try {
+    await t.part.flush();
+  } catch (err) {
+    t.part.dropUnwritten();
+    throw err;
+  }
+}
+
 async function storeChunk(chunk: Buffer, url: URL, t: Transfer): Promise<void> {
-  if (t.part.bytes + chunk.length > t.size) {
+  if (t.part.received + chunk.length > t.size) {
     throw new DownloadError(
       'DOWNLOAD_TOO_LARGE',
       `${describeUrl(url)} sent more than the expected ${t.size} bytes; stopped reading`,
@@ -334,7 +349,7 @@ async function storeChunk(chunk: Buffer, url: URL, t: Transfer): Promise<void> {
   const delay = t.bucket?.take(chunk.length) ?? 0;
   if (delay > 0) await sleep(delay, undefined, { signal: t.signal });
   await t.part.append(chunk);
-  t.progress.update(t.part.bytes);
+  t.progress.update(t.part.received);
 }
 
 interface IdleWatch {
@@ -356,7 +371,7 @@ function watchIdle(res: IncomingMessage, url: URL, t: Transfer): IdleWatch {
     res.destroy(
       new DownloadError(
         'DOWNLOAD_NETWORK',
-        `no data from ${describeUrl(url)} for ${t.timeoutMs / 1000}s at byte ${t.part.bytes} of ${t.size}`,
+        `no data from ${describeUrl(url)} for ${t.timeoutMs / 1000}s at byte ${t.part.received} of ${t.size}`,
       ),
     );
   };
@@ -396,7 +411,7 @@ function networkDetail(err: unknown): string {
 function abortedError(t: Transfer, cause?: unknown): DownloadError {
   return new DownloadError(
     'DOWNLOAD_ABORTED',
-    `download of ${describeUrl(t.url)} aborted at byte ${t.part.bytes} of ${t.size}`,
+    `download of ${describeUrl(t.url)} aborted at byte ${t.part.received} of ${t.size}`,
     { cause },
   );
 }

@@ -17,6 +17,7 @@ import {
   type DownloadErrorCode,
   type DownloadRequest,
 } from '../../src/fetch/index.js';
+import { PartFile } from '../../src/fetch/files.js';
 
 const ARTIFACT = randomBytes(300_000);
 const ARTIFACT_SHA = sha256(ARTIFACT);
@@ -218,6 +219,57 @@ describe('downloadArtifact', () => {
     expect(fs.readFileSync(partPath())).toEqual(ARTIFACT.subarray(0, 2 * chunk));
     expect(fs.existsSync(destPath())).toBe(false);
   });
+
+  it('writes a multi-MiB body in batches and, after a drop, keeps every byte received before it', async () => {
+    // Larger than two 1 MiB write batches, so writes are in flight while the body still arrives.
+    const big = randomBytes(3 * 1024 * 1024 + 12_345);
+    const dropAfter = 2 * 1024 * 1024 + 777;
+    const server = await startServer((req, res, index) => {
+      if (index > 0) return sendArtifact(req, res, big);
+      res.writeHead(200, { 'content-length': big.length });
+      res.write(big.subarray(0, dropAfter), () => res.socket?.end());
+    });
+
+    const result = await downloadArtifact({ url: server.url(), destPath: destPath(), sha256: sha256(big), size: big.length });
+
+    // Bytes still in the unwritten batch when the connection closed are written, not dropped: the
+    // resume starts past the last full batch (Node may lose only what it never handed over).
+    const resumedAt = Number(/^bytes=(\d+)-$/.exec(server.requests[1]?.headers.range ?? '')?.[1]);
+    expect(resumedAt).toBeGreaterThan(2 * 1024 * 1024);
+    expect(resumedAt).toBeLessThanOrEqual(dropAfter);
+    expect(result).toMatchObject({ attempts: 2, bytes: big.length });
+    expect(fs.readFileSync(destPath()).equals(big)).toBe(true);
+  });
+
+  it('fails with DOWNLOAD_NO_SPACE when the disk fills during the transfer, and removes the .part', async () => {
+    // A real full filesystem: a 4 MiB tmpfs, filled by the server after the free-space check passed.
+    const small = path.join(dir, 'small');
+    fs.mkdirSync(small);
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', small]);
+    try {
+      await fillsTheDisk(small);
+    } finally {
+      execFileSync('umount', ['-l', small]);
+    }
+  });
+
+  async function fillsTheDisk(small: string): Promise<void> {
+    const big = randomBytes(3 * 1024 * 1024);
+    const server = await startServer((req, res) => {
+      fs.writeFileSync(path.join(small, 'filler'), Buffer.alloc(2 * 1024 * 1024));
+      sendArtifact(req, res, big);
+    });
+    const dest = path.join(small, 'artifact.bin');
+
+    const err = await expectDownloadError(
+      downloadArtifact({ url: server.url(), destPath: dest, sha256: sha256(big), size: big.length }),
+      'DOWNLOAD_NO_SPACE',
+    );
+
+    expect(err.message).toMatch(/disk full while writing .*artifact\.bin\.part/);
+    expect(fs.readdirSync(small).sort()).toEqual(['filler']);
+  }
 
   it('resumes from a .part left by an earlier run', async () => {
     const have = 120_000;
@@ -565,6 +617,28 @@ describe('downloadArtifact', () => {
 
     await expect(downloadArtifact(request(server, { sha256: 'abc' }))).rejects.toThrow(TypeError);
     expect(server.requests).toHaveLength(0);
+  });
+});
+
+describe('PartFile (write-behind)', () => {
+  it('counts each byte once in `received` while a batch is written, and hashes only written bytes', async () => {
+    const part = await PartFile.open(path.join(dir, 'x.part'), 10 * 1024 * 1024);
+    const first = randomBytes(1024 * 1024); // one full batch: its write starts at once
+    await part.append(first);
+    expect(part.received).toBe(first.length);
+    // Wait for the write to land without calling flush(): the window in which a byte could be
+    // counted both as written and as in flight.
+    for (let i = 0; i < 500 && part.bytes < first.length; i++) await new Promise((r) => setTimeout(r, 2));
+    expect(part.bytes).toBe(first.length);
+    expect(part.received).toBe(first.length);
+    const tail = randomBytes(1000);
+    await part.append(tail);
+    expect([part.bytes, part.received]).toEqual([first.length, first.length + tail.length]);
+    await part.flush();
+    expect(part.bytes).toBe(first.length + tail.length);
+    expect(part.digest()).toBe(sha256(Buffer.concat([first, tail])));
+    await part.close();
+    expect(fs.readFileSync(path.join(dir, 'x.part')).equals(Buffer.concat([first, tail]))).toBe(true);
   });
 });
 
