@@ -54,7 +54,9 @@ import {
 import { raucFigure } from './perf-rauc.js';
 
 const REPO = fileURLToPath(new URL('../../../', import.meta.url)); // .tmp/bench/bench/ -> repo root
-const AGENT_CLI = join(REPO, 'dist', 'cli', 'ota-agent.js');
+// What a release ships and systemd starts: the bundled agent (scripts/bundle.mjs). The unbundled
+// build (dist/cli) can be put beside it with --compare 'modules=dist/cli/ota-agent.js'.
+const AGENT_CLI = join(REPO, 'dist', 'bundle', 'ota-agent.mjs');
 const PHASES = ['idle', 'flood', 'start', 'announce', 'download', 'rauc'] as const;
 type Phase = (typeof PHASES)[number];
 
@@ -70,7 +72,7 @@ const { values } = parseArgs({
     'download-mib': { type: 'string', default: '1024' },
     'rauc-mib': { type: 'string', default: '200' },
     'rauc-rounds': { type: 'string', default: '2' },
-    'agent-flags': { type: 'string', default: '' },
+    'agent-flags': { type: 'string', default: '--max-semi-space-size=1' }, // as systemd/ota-agent.service starts it
     variants: { type: 'string', default: '--max-semi-space-size=1;--max-semi-space-size=1 --max-old-space-size=48;--jitless' },
     compare: { type: 'string', default: '' },
     'compare-store': { type: 'string' },

@@ -18,6 +18,8 @@ export interface SupervisorOptions {
   onOutput?: (line: string, stream: 'stdout' | 'stderr') => void;
   onBoot?: (bootNumber: number) => void;
   env?: NodeJS.ProcessEnv;
+  /** The agent's entry script; default AGENT_ENTRY (dist/cli), e.g. dist/bundle/ota-agent.mjs instead. */
+  entry?: string;
 }
 
 export class SimulatedDevice {
@@ -44,7 +46,7 @@ export class SimulatedDevice {
   private spawnAgent(): void {
     this.boots++;
     this.opts.onBoot?.(this.boots);
-    const child = spawn(process.execPath, [AGENT_ENTRY, '--config', this.opts.configPath, 'run'], {
+    const child = spawn(process.execPath, [this.opts.entry ?? AGENT_ENTRY, '--config', this.opts.configPath, 'run'], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, ...this.opts.env },
     });

@@ -1,5 +1,6 @@
 // The whole loop through a real mosquitto, over MQTT 5 and 3.1.1: signed announcement -> agent
 // process -> simulated A/B slots -> reboot -> health checks -> committed / reverted / rejected.
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Mosquitto } from '../helpers/mosquitto.js';
 import { SimLab } from '../helpers/sim-lab.js';
@@ -29,6 +30,19 @@ describe.each([5, 4] as const)('lifecycle over MQTT %s', (protocolVersion) => {
     expect(state.bootedSlot).toBe('B');
     const steps = lab.watcher.eventsOf(dev.id).filter((e) => e.updateId === a.id).map((e) => `${e.from}>${e.to}`);
     expect(steps).toEqual(['idle>accepted', 'accepted>downloading', 'downloading>installing', 'installing>rebooting', 'rebooting>verifying', 'verifying>committing', 'committing>committed']);
+  });
+
+  it('the bundled agent (dist/bundle, what a release ships) runs the same update to committed', async () => {
+    const dev = await lab.device({ entry: 'dist/bundle/ota-agent.mjs' });
+    const a = lab.announcement(dev, '1.2.0');
+    await lab.announce(dev, a);
+    const result = await lab.watcher.waitForResult(dev.id, a.id);
+    expect(result.result).toBe('committed');
+    // Two processes (before and after the simulated reboot), both from the bundle.
+    expect(dev.sim.bootCount).toBe(2);
+    expect(readFileSync(`/proc/${String(dev.sim.pid)}/cmdline`, 'utf8')).toContain('dist/bundle/ota-agent.mjs');
+    const steps = lab.watcher.eventsOf(dev.id).filter((e) => e.updateId === a.id).map((e) => e.to);
+    expect(steps).toEqual(['accepted', 'downloading', 'installing', 'rebooting', 'verifying', 'committing', 'committed']);
   });
 
   it('a new slot that fails its health check is reverted, naming the check', async () => {

@@ -1,0 +1,30 @@
+// Bundles each CLI with its pure-JS dependencies into one ES module file (dist/bundle/*.mjs).
+// Why: measured on the device path (docs/performance.md), one file instead of ~600 modules starts
+// faster and idles with less memory, and a release carries a few files instead of a node_modules
+// tree. Left outside the bundle and loaded from node_modules at run time: better-sqlite3 (a
+// native addon), dbus-next (optional native socket code and dynamic requires), node-cron (loaded
+// lazily with require, only for announcements with a window) and aedes (the demo's broker).
+import { build } from 'esbuild';
+import { readFileSync } from 'node:fs';
+
+const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+
+await build({
+  entryPoints: { 'ota-agent': 'src/cli/ota-agent.ts', 'ota-fleet': 'src/cli/ota-fleet.ts' },
+  outdir: 'dist/bundle',
+  outExtension: { '.js': '.mjs' },
+  bundle: true,
+  platform: 'node',
+  format: 'esm',
+  target: 'node20',
+  external: ['better-sqlite3', 'dbus-next', 'dbus-next/*', 'node-cron', 'aedes'],
+  // Readable stack traces: whitespace and syntax are minified, names are kept.
+  minifyWhitespace: true,
+  minifySyntax: true,
+  keepNames: true,
+  // A bundled file has no package.json beside it to read the version from.
+  define: { __OTA_AGENT_VERSION__: JSON.stringify(pkg.version) },
+  // Some CommonJS dependencies call require(); an ES module has none of its own.
+  banner: { js: "import { createRequire as __otaCreateRequire } from 'node:module'; const require = __otaCreateRequire(import.meta.url);" },
+  logLevel: 'warning',
+});
