@@ -65,6 +65,13 @@ export const Config = z
           .record(SafeId, z.number().int().min(1).max(8))
           .default({})
           .describe('channels that need more distinct trusted signatures, e.g. {"stable": 2}'),
+        commandThreshold: z
+          .number()
+          .int()
+          .min(1)
+          .max(8)
+          .optional()
+          .describe('distinct trusted signatures a command needs; default: the highest of threshold and the thresholds of the channels this device follows'),
       })
       .strict(),
     backend: BackendConfig,

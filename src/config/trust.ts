@@ -31,5 +31,17 @@ export function trustPolicy(config: Config): TrustPolicy {
   for (const [channel, n] of Object.entries(config.trust.channelThresholds)) {
     if (n > usable) throw new ConfigError(`trust.channelThresholds.${channel} = ${n} exceeds the ${usable} usable key(s)`);
   }
-  return { keys, threshold: config.trust.threshold, revoked, channelThresholds: config.trust.channelThresholds };
+  const commandThreshold = config.trust.commandThreshold ?? defaultCommandThreshold(config);
+  if (commandThreshold > usable) throw new ConfigError(`trust.commandThreshold ${commandThreshold} exceeds the ${usable} usable key(s)`);
+  return { keys, threshold: config.trust.threshold, revoked, channelThresholds: config.trust.channelThresholds, commandThreshold };
+}
+
+/**
+ * A command (rollback, cancel, reboot...) acts on whatever the device runs, so by default it needs
+ * as many signatures as the strictest channel the device follows: otherwise one key could roll back
+ * a device whose updates take two.
+ */
+function defaultCommandThreshold(config: Config): number {
+  const perChannel = config.channels.map((c) => config.trust.channelThresholds[c] ?? 0);
+  return Math.max(config.trust.threshold, ...perChannel);
 }

@@ -14,6 +14,8 @@ export interface TrustPolicy {
   revoked?: ReadonlySet<string>;
   /** Channels that need more signatures than `threshold` (e.g. two people for "stable"). */
   channelThresholds?: Readonly<Record<string, number>>;
+  /** Signatures a command needs (config/trust.ts derives the default from the device's channels). */
+  commandThreshold?: number;
 }
 
 export interface Refusal {
@@ -97,6 +99,11 @@ export function checkValidity(
   skewSeconds: number,
 ): { reason: 'EXPIRED' | 'NOT_YET_VALID'; message: string } | null {
   const skew = skewSeconds * 1000;
+  // Checked before the clock: such a message is void whatever the device's time is (a signer bug or
+  // a crafted window), and the skew allowance must not make it valid for a moment.
+  if (Date.parse(expiresAt) <= Date.parse(issuedAt)) {
+    return { reason: 'EXPIRED', message: `expiresAt ${expiresAt} is not after issuedAt ${issuedAt}: the message is never valid` };
+  }
   if (Date.parse(issuedAt) > now.getTime() + skew) {
     return { reason: 'NOT_YET_VALID', message: `issued at ${issuedAt}, device time ${now.toISOString()} (skew allowance ${skewSeconds}s)` };
   }

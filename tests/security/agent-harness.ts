@@ -72,6 +72,9 @@ export function baseConfig(dir: string): ConfigInput {
       keys: [fleetKey, secondKey, revokedKey].map((k) => ({ publicKeyPem: k.pem })),
       revokedKeyIds: [revokedKey.keyid],
       channelThresholds: { critical: 2 },
+      // Commands would need 2 by default (the device follows "critical"); the command cases below
+      // test the other checks with one signature, and the threshold cases override this.
+      commandThreshold: 1,
     },
     backend: { type: 'simulated', dir: join(dir, 'device'), initialVersion: RUNNING_VERSION },
     healthChecks: [],

@@ -48,6 +48,8 @@ const b64 = (b: Buffer | string): string => (typeof b === 'string' ? Buffer.from
 const envObj = (a: unknown = announcement(), keys = [fleetKey]) => JSON.parse(signedAnnouncement(a, keys).toString('utf8')) as { payloadType: string; payload: string; signatures: Array<{ keyid: string; sig: string }> };
 const cmdEnvObj = (c: unknown = command(), keys = [fleetKey]) => JSON.parse(signedCommand(c, keys).toString('utf8')) as ReturnType<typeof envObj>;
 const withLimit = (maxMessageBytes: number) => (c: ConfigInput): ConfigInput => ({ ...c, limits: { maxMessageBytes } });
+/** The default command threshold: as strict as the strictest channel the device follows (critical: 2). */
+const defaultCommandThreshold = (c: ConfigInput): ConfigInput => ({ ...c, trust: { ...c.trust, commandThreshold: undefined } });
 const deepArray = (n: number) => '['.repeat(n) + ']'.repeat(n);
 const deepObject = (n: number) => '{"a":'.repeat(n) + '0' + '}'.repeat(n);
 /** Replaces the first occurrence of `from` in the JSON text of `value` (for duplicate keys). */
@@ -276,7 +278,9 @@ const CASES: Record<string, Case[]> = {
     ann('expired beyond the 300 s skew allowance', 'EXPIRED', () => signedAnnouncement(announcement({ issuedAt: iso(-86400), expiresAt: iso(-301) }))),
     ann('expired, written with a +14:00 offset', 'EXPIRED', () => signedAnnouncement(announcement({ issuedAt: '2026-05-31T12:00:00+14:00', expiresAt: '2026-06-01T21:54:00+14:00' }))),
     ann('issued in the future beyond the skew allowance', 'NOT_YET_VALID', () => signedAnnouncement(announcement({ issuedAt: iso(301), expiresAt: iso(86400) }))),
-    ann('issued in the year 9999', 'NOT_YET_VALID', () => signedAnnouncement(announcement({ issuedAt: '9999-12-31T23:59:59Z', expiresAt: '9999-12-31T23:59:59Z' }))),
+    ann('issued in the year 9999', 'NOT_YET_VALID', () => signedAnnouncement(announcement({ issuedAt: '9999-12-30T23:59:59Z', expiresAt: '9999-12-31T23:59:59Z' }))),
+    ann('expiresAt equal to issuedAt (an empty validity window)', 'EXPIRED', () => signedAnnouncement(announcement({ issuedAt: iso(-60), expiresAt: iso(-60) }))),
+    ann('expiresAt before issuedAt, both within the clock-skew allowance of now', 'EXPIRED', () => signedAnnouncement(announcement({ issuedAt: iso(120), expiresAt: iso(-120) }))),
     ann('replayed: a lower sequence than already seen', 'REPLAYED', () => signedAnnouncement(announcement({ sequence: 999 })), { setup: seenAnnouncement }),
     ann('replayed: the same sequence with different content', 'REPLAYED', () => signedAnnouncement(announcement({ sequence: 1000 })), { setup: seenAnnouncement }),
     ann('a lower version without allowDowngrade', 'NOT_NEWER', () => signedAnnouncement(announcement({ version: '1.9.9' }))),
@@ -331,6 +335,9 @@ const CASES: Record<string, Case[]> = {
     cmd('issued in the future', 'NOT_YET_VALID', () => signedCommand(command({ issuedAt: iso(3600), expiresAt: iso(7200) }))),
     cmd('replayed: a lower sequence than an accepted command', 'REPLAYED', () => signedCommand(command({ id: 'check-999', sequence: 999 })), { setup: seenCommand }),
     cmd('replayed: the same sequence, another id', 'REPLAYED', () => signedCommand(command({ id: 'check-again', sequence: 1000 })), { setup: seenCommand }),
+    cmd('rollback signed by one key to a device on a two-signature channel', 'INSUFFICIENT_SIGNATURES', () => signedCommand(command({ command: 'rollback' })), { config: defaultCommandThreshold }),
+    cmd('check signed twice by the same key, on a two-signature device', 'INSUFFICIENT_SIGNATURES', () => signedCommand(command(), [fleetKey, fleetKey]), { config: defaultCommandThreshold }),
+    cmd('one signature with trust.commandThreshold 2', 'INSUFFICIENT_SIGNATURES', () => signedCommand(command()), { config: (c) => ({ ...c, trust: { ...c.trust, commandThreshold: 2 } }) }),
     cmd('cancel with nothing in flight', 'COMMAND_NOT_APPLICABLE', () => signedCommand(command({ command: 'cancel' }))),
     cmd('rollback with no previous version in the other slot', 'COMMAND_NOT_APPLICABLE', () => signedCommand(command({ command: 'rollback' }))),
     cmd('70 000 bytes', 'TOO_LARGE', () => utf8(`{"x":"${'y'.repeat(70_000)}"}`)),
@@ -407,6 +414,12 @@ describe('bad input through the in-process agent: exact reason, nothing changed'
       await h.agent.stop();
       const d = h.agent.handleAnnouncement(CRITICAL, signedAnnouncement(announcement({ channel: 'critical' }), [fleetKey, secondKey]));
       expect(d?.kind).toBe('accept');
+    });
+
+    it('a command with two trusted signatures is accepted by a device on a two-signature channel', async () => {
+      h = await harness(defaultCommandThreshold);
+      const d = await h.agent.handleCommand(COMMANDS, signedCommand(command(), [fleetKey, secondKey]));
+      expect(d?.kind, JSON.stringify(d)).toBe('accept');
     });
 
     it('a valid announcement signed by the revoked key and a trusted key is accepted on stable (the revoked signature is ignored)', async () => {

@@ -253,6 +253,12 @@ describe('validity period', () => {
     expectReject(d, 'EXPIRED', '2026-03-10T23:00:00Z', NOW.toISOString());
   });
 
+  it('EXPIRED: a validity window that ends before it starts, even with the device clock inside the skew allowance', () => {
+    // NOW lies between the two instants only thanks to the skew allowance; the window itself is empty.
+    const d = admit(bytes(signed({ issuedAt: '2026-03-11T00:01:00Z', expiresAt: '2026-03-10T23:59:00Z' })));
+    expectReject(d, 'EXPIRED', 'is not after issuedAt', 'never valid');
+  });
+
   it('NOT_YET_VALID: issuedAt in the future beyond the skew allowance', () => {
     const d = admit(bytes(signed({ issuedAt: '2026-03-11T00:10:00Z' })));
     expectReject(d, 'NOT_YET_VALID', '2026-03-11T00:10:00Z', '300s');
