@@ -52,6 +52,10 @@ export async function handleCommand(host: CommandHost, topic: string, raw: Uint8
   if (opened.kind === 'reject') return refuse(opened.reason, opened.message, undefined, opened.digest);
   const cmd = opened.payload;
   const digest = opened.digest;
+  const required = host.deps.trust.commandThreshold ?? 1;
+  if (opened.keyids.length < required) {
+    return refuse('INSUFFICIENT_SIGNATURES', `commands need ${required} distinct trusted signatures, got ${opened.keyids.length}`, cmd, digest);
+  }
   if (cmd.deviceId !== config.deviceId) return refuse('WRONG_DEVICE', `command is for device "${cmd.deviceId}"`, cmd, digest);
   const validity = checkValidity(cmd.issuedAt, cmd.expiresAt, host.now(), config.limits.clockSkewSeconds);
   if (validity) return refuse(validity.reason, validity.message, cmd, digest);
