@@ -8,10 +8,12 @@ import { build } from 'esbuild';
 import { readFileSync } from 'node:fs';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
+// Usage: node scripts/bundle.mjs [outdir]   (default dist/bundle; cross-build/ bundles into its staging tree)
+const outdir = process.argv[2] ?? 'dist/bundle';
 
 await build({
   entryPoints: { 'ota-agent': 'src/cli/ota-agent.ts', 'ota-fleet': 'src/cli/ota-fleet.ts' },
-  outdir: 'dist/bundle',
+  outdir,
   outExtension: { '.js': '.mjs' },
   bundle: true,
   platform: 'node',
