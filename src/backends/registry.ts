@@ -37,10 +37,11 @@ const FACTORIES: Record<string, Factory> = {
     return new RaucBackend(r.data, join(config.stateDir, 'downloads'), log, config.artifacts.allowedHosts);
   },
   ostree: async (config, log) => {
-    const { OstreeBackend, OstreeOptions } = await import('../ostree/backend.js');
+    const [{ openOstreeBackend }, { OstreeOptions }] = await Promise.all([import('../ostree/select.js'), import('../ostree/options.js')]);
     const r = OstreeOptions.safeParse(config.backend);
     if (!r.success) throw new ConfigError(`backend: ${describeZodError(r.error)}`);
-    return new OstreeBackend(r.data, log);
+    // The ostree tool or rpm-ostree over D-Bus, by config or by what is on the bus.
+    return openOstreeBackend(r.data, log);
   },
 };
 

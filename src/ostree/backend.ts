@@ -4,114 +4,42 @@
 // (src/ostree/helper-py.ts). A "slot" is a deployment's commit checksum. Reboots go through
 // systemd like RAUC's. Every command can be prefixed (commandPrefix): the hook for running the
 // calls inside a chroot, a mount namespace or a container that holds the booted system.
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import * as z from 'zod';
 import type { BootInfo, EffectContext, RebootOutcome, SlotInfo, UpdateBackend } from '../core/backend.js';
 import type { Announcement } from '../schemas/announcement.js';
-import { Version } from '../schemas/common.js';
 import { requestReboot } from '../systemd/reboot.js';
+import { OstreeCli, type OstreeCommandError, type RunOptions } from './cli.js';
 import { DEFAULT_DEPLOYMENT_PY } from './helper-py.js';
+import type { OstreeOptions } from './options.js';
+import { isSignatureFailure, prepareRemote } from './remote.js';
 import { parseAdminStatus, type OstreeDeployment } from './status.js';
 
-export const OstreeOptions = z
-  .object({
-    type: z.literal('ostree'),
-    sysroot: z.string().regex(/^\//, 'an absolute path').default('/').describe('the OSTree sysroot; "/" on a booted OSTree system'),
-    osname: z
-      .string()
-      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'letters, digits, ".", "_", "-"')
-      .describe('the stateroot (`ostree admin os-init` name) the updates are deployed to'),
-    gpgKeyFile: z
-      .string()
-      .regex(/^\//, 'an absolute path')
-      .optional()
-      .describe('ASCII-armoured public key(s) imported into the remote; commits must be signed by one of them'),
-    allowUnsigned: z.boolean().default(false).describe('pull without GPG verification (the commit checksum from the signed announcement still pins the content); only when gpgKeyFile is not set'),
-    bootIdFile: z.string().regex(/^\//).default('/proc/sys/kernel/random/boot_id').describe('changes on every boot; how the agent knows a reboot happened'),
-    commandPrefix: z
-      .array(z.string().min(1))
-      .max(32)
-      .default([])
-      .describe('argv prefix for every ostree/python3 call (chroot, nsenter, a namespace wrapper); default none'),
-    ostreeBinary: z.string().min(1).default('ostree'),
-    python: z.string().min(1).default('/usr/bin/python3').describe('a python3 with python3-gi and gir1.2-ostree-1.0 (only used to make another deployment the default)'),
-    stage: z.boolean().default(true).describe('`ostree admin deploy --stage` (finalised at shutdown by ostree-finalize-staged.service); false: a plain deploy written at once'),
-    commandTimeoutMs: z.number().int().min(1000).max(24 * 3600_000).default(30 * 60_000),
-    fallbackVersion: Version.default('0.0.0').describe('version of a deployment whose commit has no `version` metadata'),
-    reboot: z
-      .object({ method: z.enum(['logind', 'systemd']).default('logind'), busAddress: z.string().min(1).optional() })
-      .strict()
-      .default({ method: 'logind' }),
-  })
-  .strict()
-  .refine((o) => (o.gpgKeyFile !== undefined) !== o.allowUnsigned, {
-    message: 'set gpgKeyFile (commits must be GPG-signed), or explicitly allowUnsigned: true without a gpgKeyFile',
-    path: ['gpgKeyFile'],
-  });
-export type OstreeOptions = z.infer<typeof OstreeOptions>;
-
-export class OstreeCommandError extends Error {
-  constructor(
-    message: string,
-    readonly stderr: string,
-    readonly exitCode: number | string | null,
-  ) {
-    super(message);
-  }
-}
-
-interface RunOptions {
-  input?: string;
-  signal?: AbortSignal;
-}
+export { OstreeOptions } from './options.js';
+export { OstreeCommandError } from './cli.js';
 
 export class OstreeBackend implements UpdateBackend {
   readonly name = 'ostree';
   readonly handles = 'ostree' as const;
+  readonly driver = 'ostree' as const;
+  private readonly cli: OstreeCli;
 
   constructor(
     private readonly opts: OstreeOptions,
     private readonly log: { warn: (o: object, m: string) => void } = { warn: () => undefined },
-  ) {}
+  ) {
+    this.cli = new OstreeCli(opts);
+  }
 
-  // ---- running commands ------------------------------------------------------------------------
-
-  /** Runs argv (through commandPrefix) and returns stdout; errors carry the command's stderr. */
   private run(argv: string[], o: RunOptions = {}): Promise<string> {
-    const full = [...this.opts.commandPrefix, ...argv];
-    const [file, ...args] = full as [string, ...string[]];
-    const shown = argv[0] === this.opts.python ? `${this.opts.python} -c <set-default helper> ${argv.slice(3).join(' ')}` : argv.join(' ');
-    return new Promise((resolve, reject) => {
-      const child = execFile(
-        file,
-        args,
-        {
-          env: { ...process.env, LC_ALL: 'C' },
-          maxBuffer: 16 * 1024 * 1024,
-          timeout: this.opts.commandTimeoutMs,
-          ...(o.signal ? { signal: o.signal } : {}),
-        },
-        (err, stdout, stderr) => {
-          if (!err) return resolve(stdout);
-          const e = err as Error & { code?: number | string; killed?: boolean; signal?: string };
-          if (e.code === 'ENOENT') {
-            return reject(new OstreeCommandError(`${shown}: ${file} not found (install ostree; for the helper python3-gi and gir1.2-ostree-1.0)`, '', e.code));
-          }
-          const text = (stderr || stdout || e.message).trim().split('\n').slice(-6).join(' | ');
-          reject(new OstreeCommandError(`${shown} failed (${e.killed ? `killed ${e.signal ?? ''}` : `exit ${String(e.code)}`}): ${text}`, stderr, e.code ?? null));
-        },
-      );
-      if (o.input !== undefined) child.stdin?.end(o.input);
-    });
+    return this.cli.run(argv, o);
   }
 
   private ostree(args: string[], o: RunOptions = {}): Promise<string> {
-    return this.run([this.opts.ostreeBinary, ...args], o);
+    return this.cli.ostree(args, o);
   }
 
   private repoArg(): string {
-    return `--repo=${this.opts.sysroot.replace(/\/$/, '')}/ostree/repo`;
+    return this.cli.repoArg();
   }
 
   private async deployments(): Promise<OstreeDeployment[]> {
@@ -164,25 +92,13 @@ export class OstreeBackend implements UpdateBackend {
   async download(a: Announcement, ctx: EffectContext): Promise<void> {
     const art = this.artifact(a);
     const repo = this.repoArg();
-    const verify = !this.opts.allowUnsigned;
-    // Refresh the remote every time: the announcement owns its name and URL.
     ctx.progress('downloading', 0);
-    await this.ostree(
-      ['remote', 'add', repo, '--force', `--set=gpg-verify=${verify ? 'true' : 'false'}`, art.remote.name, art.remote.url, art.ref],
-      { signal: ctx.signal },
-    );
-    if (verify) {
-      const key = await readFile(this.opts.gpgKeyFile as string, 'utf8').catch((e: unknown) => {
-        throw new Error(`cannot read gpgKeyFile ${String(this.opts.gpgKeyFile)}: ${(e as Error).message}`, { cause: e });
-      });
-      // Over stdin: the key is read by the agent, so a commandPrefix (chroot) needs no path to it.
-      await this.ostree(['remote', 'gpg-import', repo, '--stdin', art.remote.name], { input: key, signal: ctx.signal });
-    }
+    await prepareRemote(this.cli, this.opts, art, ctx.signal);
     try {
       await this.ostree(['pull', repo, art.remote.name, `${art.ref}@${art.commit}`], { signal: ctx.signal });
     } catch (e) {
       const text = (e as OstreeCommandError).stderr ?? '';
-      if (/GPG|signature/i.test(text)) {
+      if (isSignatureFailure(text)) {
         throw new Error(`refused commit ${art.commit} of ${art.remote.name}:${art.ref}: GPG verification failed: ${text.trim().split('\n').pop() ?? ''}`, { cause: e });
       }
       throw e;

@@ -32,6 +32,7 @@ import { SimulatedDevice } from '../../src/simulated/supervisor.js';
 import { parseAdminStatus, type OstreeDeployment } from '../../src/ostree/status.js';
 import type { SimLab } from './sim-lab.js';
 import { SystemdStandin } from './systemd-standin.js';
+import { RpmOstreeStandin } from './rpmostree-standin.js';
 import { findBinary, runTool, shq, socketAccepts } from './processes.js';
 
 
@@ -82,6 +83,8 @@ export class OstreeTestbed {
   private trees = 0;
   /** Paths the HTTP server was asked for. */
   readonly requests: string[] = [];
+  /** While set, every HTTP answer waits for it (holdRemote): a pull stays in flight for as long as a test needs. */
+  private gate: Promise<void> | null = null;
   readonly commits = new Map<string, { version: string; health: string; signer: string }>();
 
   private constructor(readonly dir: string) {
@@ -195,6 +198,13 @@ case "$content" in *ok*) exit 0 ;; *) exit 1 ;; esac
     this.http = createServer((req, res) => {
       const path = decodeURIComponent((req.url ?? '/').split('?')[0] ?? '/');
       this.requests.push(path);
+      if (this.gate) {
+        void this.gate.then(() => serve(path, res));
+        return;
+      }
+      serve(path, res);
+    });
+    const serve = (path: string, res: import('node:http').ServerResponse) => {
       const file = normalize(join(root, path));
       if (!file.startsWith(root + sep) || !existsSync(file) || !statSync(file).isFile()) {
         res.writeHead(404).end('not found');
@@ -202,9 +212,19 @@ case "$content" in *ok*) exit 0 ;; *) exit 1 ;; esac
       }
       res.writeHead(200, { 'content-length': String(statSync(file).size) });
       createReadStream(file).pipe(res);
-    });
+    };
     await new Promise<void>((resolve) => this.http?.listen(0, '127.0.0.1', resolve));
     this.port = (this.http.address() as AddressInfo).port;
+  }
+
+  /** Holds every HTTP answer until the returned function is called (a pull that cannot finish yet). */
+  holdRemote(): () => void {
+    let release!: () => void;
+    this.gate = new Promise<void>((r) => (release = r));
+    return () => {
+      this.gate = null;
+      release();
+    };
   }
 
   /** Commits a root filesystem with `version` to the served repo on `ref`; returns the checksum. */
@@ -347,6 +367,12 @@ function execFileSyncText(file: string, args: string[]): string {
 export interface OstreeDeviceOptions {
   /** What the systemd stand-in does with a reboot request (default: a clean reboot into the default). */
   onReboot?: (dev: OstreeDevice) => Promise<void>;
+  /**
+   * Run the rpm-ostree STAND-IN (tests/helpers/rpmostree-standin.py) on the device's bus, one
+   * process per boot like rpm-ostreed. The agent's config says driver "auto" either way: it has to
+   * find rpm-ostree on the bus (or not) by itself.
+   */
+  rpmOstree?: boolean;
 }
 
 export class OstreeDevice {
@@ -355,6 +381,7 @@ export class OstreeDevice {
   readonly logs: string[] = [];
   agent!: SimulatedDevice;
   systemd: SystemdStandin | undefined;
+  rpmOstree: RpmOstreeStandin | undefined;
   configPath!: string;
   reboots = 0;
   private onReboot!: (dev: OstreeDevice) => Promise<void>;
@@ -377,6 +404,8 @@ export class OstreeDevice {
           gpgKeyFile: testbed.trustedKeyFile,
           bootIdFile: testbed.bootIdFile,
           commandPrefix: [testbed.enterScript],
+          driver: 'auto',
+          busAddress: testbed.busAddress,
           python: SYSTEM_PYTHON,
           fallbackVersion: '0.0.0',
           reboot: { method: 'logind', busAddress: testbed.busAddress },
@@ -393,6 +422,10 @@ export class OstreeDevice {
         dev.reboots++;
         setTimeout(() => void dev.onReboot(dev).catch((e: unknown) => dev.logs.push(`reboot failed: ${String(e)}`)), 50);
       });
+      if (opts.rpmOstree) {
+        dev.rpmOstree = new RpmOstreeStandin(testbed);
+        await dev.rpmOstree.start();
+      }
       dev.agent.start();
       await dev.waitOnline();
       return dev;
@@ -414,7 +447,10 @@ export class OstreeDevice {
   async cleanReboot(entry = 0): Promise<void> {
     await this.agent.stop();
     this.lab.watcher.online.set(this.id, false);
+    // rpm-ostreed lives for one boot, like everything else.
+    await this.rpmOstree?.stop();
     await this.testbed.simulateBoot({ entry });
+    await this.rpmOstree?.start();
     this.agent.start();
   }
 
@@ -442,8 +478,22 @@ export class OstreeDevice {
     return this.lab.watcher.states.get(this.id);
   }
 
+  /** The agent's "OSTree driver chosen" log record (driver and why), from its JSON log lines. */
+  chosenDriver(): { driver?: string; why?: string } | undefined {
+    for (const l of this.logs) {
+      try {
+        const o = JSON.parse(l) as { msg?: string; driver?: string; why?: string };
+        if (o.msg === 'OSTree driver chosen') return o;
+      } catch {
+        // not a log record
+      }
+    }
+    return undefined;
+  }
+
   async close(): Promise<void> {
     await this.agent?.stop().catch(() => undefined);
+    await this.rpmOstree?.stop().catch(() => undefined);
     this.systemd?.close();
     await this.testbed.close();
   }

@@ -43,6 +43,8 @@ const checksums = (d: OstreeDevice) => d.testbed.deployments().map((x) => `${x.c
 describe('OSTree backend (plain ostree CLI)', () => {
   it('pulls the signed commit, stages it, reboots into it, checks, commits', async () => {
     const d = await device();
+    // driver "auto" and no org.projectatomic.rpmostree1 on the device's bus: the ostree tool.
+    expect(d.chosenDriver()).toMatchObject({ driver: 'ostree', why: expect.stringContaining('neither on the bus nor activatable') });
     const factory = d.testbed.bootedChecksum();
     const commit = await d.testbed.commit('1.1.0');
     const a = await d.announce(commit, '1.1.0');
