@@ -127,16 +127,30 @@ export class PartFile {
     return this.hash.copy().digest('hex');
   }
 
-  /** Queues `chunk`; waits only when a full batch is ready and the previous one is still being written. */
+  /**
+   * Queues `chunk` and starts writing it at once if the disk is idle; while a write is in flight,
+   * chunks collect into the next batch (one writev), and only a full batch waits. So a slow link
+   * puts each chunk on disk as it arrives (a crash loses nothing written), a fast one gets big writes.
+   */
   async append(chunk: Buffer): Promise<void> {
+    if (this.writeError !== undefined) await this.settle();
     this.batch.push(chunk);
     this.batchBytes += chunk.length;
-    if (this.batchBytes >= WRITE_BATCH_BYTES) await this.startWrite();
+    if (this.inFlight === undefined) {
+      this.startWrite();
+      return;
+    }
+    if (this.batchBytes >= WRITE_BATCH_BYTES) {
+      await this.settle();
+      if (this.batchBytes > 0) this.startWrite();
+    }
   }
 
   /** Writes everything appended so far; afterwards `bytes === received`. */
   async flush(): Promise<void> {
-    if (this.batchBytes > 0) await this.startWrite();
+    await this.settle();
+    if (this.batchBytes === 0) return;
+    this.startWrite();
     await this.settle();
   }
 
@@ -176,17 +190,23 @@ export class PartFile {
     await rm(this.path, { force: true });
   }
 
-  private async startWrite(): Promise<void> {
-    await this.settle();
+  /** Only while no write is in flight: writes must land in order, at increasing offsets. */
+  private startWrite(): void {
     const chunks = this.batch;
     const bytes = this.batchBytes;
     this.dropUnwritten();
     this.inFlightBytes = bytes;
     // Caught here so a failure never becomes an unhandled rejection; settle() rethrows it.
-    this.inFlight = this.writeBatch(chunks, bytes).catch((err: unknown) => {
-      this.inFlightBytes = 0;
-      this.writeError = err;
-    });
+    this.inFlight = this.writeBatch(chunks, bytes).then(
+      () => {
+        this.inFlight = undefined;
+      },
+      (err: unknown) => {
+        this.inFlightBytes = 0;
+        this.writeError = err;
+        this.inFlight = undefined;
+      },
+    );
   }
 
   private async writeBatch(chunks: Buffer[], bytes: number): Promise<void> {
@@ -206,13 +226,11 @@ export class PartFile {
 
   /** Waits for the write in flight; rethrows its failure (tagged as a local error). */
   private async settle(): Promise<void> {
-    const pending = this.inFlight;
-    if (pending === undefined) return;
-    await pending;
-    this.inFlight = undefined;
+    if (this.inFlight !== undefined) await this.inFlight;
     const err = this.writeError;
+    if (err === undefined) return;
     this.writeError = undefined;
-    if (err !== undefined) throw asLocalError(err, this.path);
+    throw asLocalError(err, this.path);
   }
 
   private open(): FileHandle {
