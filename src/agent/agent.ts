@@ -6,7 +6,7 @@ import type { BootInfo, RebootOutcome, UpdateBackend } from '../core/backend.js'
 import { admitAnnouncement, channelKey, type AnnouncementDecision } from '../core/admission.js';
 import { onResume, step, type EventInput } from '../core/machine.js';
 import { CANCELLABLE_STATES, nextState, TERMINAL_STATES, type State } from '../core/transitions.js';
-import type { FailureReason } from '../core/reasons.js';
+import type { FailureReason, RejectReason } from '../core/reasons.js';
 import type { UpdateRecord } from '../core/update-record.js';
 import type { Announcement } from '../schemas/announcement.js';
 import type { TrustPolicy } from '../core/signed-message.js';
@@ -20,6 +20,7 @@ import { EFFECTS, finish, type EffectEnv, type EffectResult } from './effects.js
 import { handleCommand, type CommandDecision } from './commands.js';
 import { rejectionEvent, transitionEvent } from './wire-events.js';
 import { buildDeviceState } from './device-state.js';
+import { RefusalBudget, describeSummary } from './refusal-budget.js';
 import { checkLocalInstall, replyOf } from './local-install.js';
 import type { ControlReply, ControlRequest } from '../control/protocol.js';
 
@@ -56,6 +57,9 @@ export interface AgentEvents {
   reboot: [RebootOutcome];
 }
 
+/** How long refusals over the budget are counted before one RATE_LIMITED event reports them. */
+const REFUSAL_SUMMARY_MS = 60_000;
+
 export class Agent extends EventEmitter<AgentEvents> {
   readonly topics: Topics;
   private boot!: BootInfo;
@@ -66,15 +70,18 @@ export class Agent extends EventEmitter<AgentEvents> {
   private rebooting = false;
   private effectAbort: AbortController | null = null;
   private effectState: UpdateRecord['state'] | null = null;
-  private cancelRequest: { message: string } | null = null;
   private progress: { phase: string; percent: number } | null = null;
   private lastProgressEmit = 0;
   private windowTimer: NodeJS.Timeout | null = null;
+  private readonly refusals: RefusalBudget;
+  private refusalSummaryTimer: NodeJS.Timeout | null = null;
 
   constructor(private readonly deps: AgentDeps) {
     super();
     this.now = deps.now ?? (() => new Date());
     this.topics = topics(deps.config.topicPrefix);
+    const { refusalBurst, refusalsPerMinute } = deps.config.limits;
+    this.refusals = new RefusalBudget({ burst: refusalBurst, perMinute: refusalsPerMinute });
   }
 
   get bootInfo(): BootInfo {
@@ -100,6 +107,7 @@ export class Agent extends EventEmitter<AgentEvents> {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.windowTimer) clearTimeout(this.windowTimer);
+    this.reportSuppressedRefusals();
     this.effectAbort?.abort(new Error('agent stopping'));
     await this.driving?.catch(() => undefined);
   }
@@ -168,6 +176,10 @@ export class Agent extends EventEmitter<AgentEvents> {
       return decision;
     }
     if (decision.kind === 'reject') {
+      if (!this.admitRefusal(decision.reason, topic)) {
+        log.debug({ topic, reason: decision.reason }, `announcement refused (counted, over the refusal budget): ${decision.message}`);
+        return decision;
+      }
       log.warn({ topic, reason: decision.reason, subject }, `announcement refused: ${decision.message}`);
       store.db.transaction(() => {
         // Queued ones are remembered too, so a retained re-delivery on reconnect is not refused again.
@@ -234,6 +246,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       boot: this.boot,
       now: this.now,
       emitOutbox: () => this.emit('outbox'),
+      admitRefusal: (reason: RejectReason, topic: string) => this.admitRefusal(reason, topic),
       startRollback: (record: UpdateRecord, message: string) => {
         this.apply(record, { type: 'ROLLBACK', message });
         this.kick();
@@ -242,8 +255,10 @@ export class Agent extends EventEmitter<AgentEvents> {
         this.apply(record, { type: 'WINDOW_OPEN', message });
         this.kick();
       },
-      requestCancel: (message: string) => {
-        this.cancelRequest = { message };
+      requestCancel: (record: UpdateRecord, message: string) => {
+        // Committed in the same transaction as the command's acceptance: an accepted cancel that
+        // lived only in memory was lost when the agent died before applying it (tests/faults).
+        this.apply(record, { type: 'CANCEL', reason: 'CANCELLED', message });
         // Abort only an effect that may be cancelled; an install in progress runs to its end.
         if (this.effectState && CANCELLABLE_STATES.includes(this.effectState)) this.effectAbort?.abort(new Error('cancelled'));
         this.kick();
@@ -338,16 +353,6 @@ export class Agent extends EventEmitter<AgentEvents> {
         if (!this.processQueued()) return;
         continue;
       }
-      if (this.cancelRequest) {
-        const msg = this.cancelRequest.message;
-        this.cancelRequest = null;
-        if (CANCELLABLE_STATES.includes(rec.state)) {
-          this.apply(rec, { type: 'CANCEL', reason: 'CANCELLED', message: msg });
-          continue;
-        }
-        // The update moved on between the command's acceptance and now: say so, don't drop it silently.
-        this.recordRejection('COMMAND_NOT_APPLICABLE', `cancel came too late: update ${rec.updateId} is already ${rec.state}`, this.topics.commands(this.deps.config.deviceId), { updateId: rec.updateId, command: 'cancel' });
-      }
       let result: EffectResult | null;
       try {
         result = await this.runEffect(rec);
@@ -362,7 +367,7 @@ export class Agent extends EventEmitter<AgentEvents> {
         }
         result = { kind: 'event', event: { type: 'FAIL', reason: FAIL_REASON_BY_STATE[rec.state] ?? 'INSTALL_FAILED', message } };
       }
-      if (result === null) continue; // aborted by a cancel: loop to apply it
+      if (result === null) continue; // aborted by a cancel: loop to finish the cancelled update
       // A command may have moved the update on while the effect ran: its result is then stale.
       const now = this.deps.store.current();
       if (!now || now.state !== rec.state || now.transitions !== rec.transitions) continue;
@@ -401,7 +406,8 @@ export class Agent extends EventEmitter<AgentEvents> {
       if (!effect) throw new Error(`no effect for state ${rec.state}`);
       return await effect(rec, env);
     } catch (e) {
-      if (abort.signal.aborted && (this.cancelRequest || this.stopped)) return null;
+      // Aborted because a command moved the update on (a cancel), or because the agent stops.
+      if (abort.signal.aborted && (this.stopped || this.deps.store.current()?.transitions !== rec.transitions)) return null;
       throw e;
     } finally {
       this.effectAbort = null;
@@ -439,6 +445,27 @@ export class Agent extends EventEmitter<AgentEvents> {
 
   private emitState(): void {
     if (this.boot) this.emit('state', this.state());
+  }
+
+  /** False when this refusal is only counted (src/agent/refusal-budget.ts); a summary follows. */
+  private admitRefusal(reason: RejectReason, topic: string): boolean {
+    if (this.refusals.admit(reason, topic)) return true;
+    if (this.refusalSummaryTimer === null) {
+      this.deps.log.warn({ reason, topic }, 'refusal budget spent: further refusals of unauthenticated messages are counted and reported once a minute');
+      this.refusalSummaryTimer = setTimeout(() => this.reportSuppressedRefusals(), REFUSAL_SUMMARY_MS);
+      this.refusalSummaryTimer.unref?.();
+    }
+    return false;
+  }
+
+  private reportSuppressedRefusals(): void {
+    if (this.refusalSummaryTimer) clearTimeout(this.refusalSummaryTimer);
+    this.refusalSummaryTimer = null;
+    const summary = this.refusals.takeSummary();
+    if (!summary) return;
+    const message = describeSummary(summary);
+    this.deps.log.warn({ reason: 'RATE_LIMITED', total: summary.total, byReason: summary.byReason }, message);
+    this.recordRejection('RATE_LIMITED', message, summary.topics.join(' '));
   }
 
   /** Records a refusal that is not about an announcement. */

@@ -23,8 +23,10 @@ export interface CommandHost {
   boot: BootInfo;
   now: () => Date;
   emitOutbox: () => void;
+  /** False: over the refusal budget, the refusal is only counted (src/agent/refusal-budget.ts). */
+  admitRefusal: (reason: RejectReason, topic: string) => boolean;
   startRollback: (record: UpdateRecord, message: string) => void;
-  requestCancel: (message: string) => void;
+  requestCancel: (record: UpdateRecord, message: string) => void;
   allowReboot: (record: UpdateRecord, message: string) => void;
 }
 
@@ -36,6 +38,10 @@ export async function handleCommand(host: CommandHost, topic: string, raw: Uint8
   const seqKey = `commands/${config.deviceId}`;
 
   const refuse = (reason: RejectReason, message: string, cmd?: Command, digest?: string): CommandDecision => {
+    if (!host.admitRefusal(reason, topic)) {
+      log.debug({ topic, reason }, `command refused (counted, over the refusal budget): ${message}`);
+      return { kind: 'reject', reason, message };
+    }
     log.warn({ topic, reason, command: cmd?.command }, `command refused: ${message}`);
     store.db.transaction(() => {
       if (digest) store.setDigest(topic, digest);
@@ -83,9 +89,7 @@ export async function handleCommand(host: CommandHost, topic: string, raw: Uint8
         return refuse('COMMAND_NOT_APPLICABLE', rec ? `update ${rec.updateId} is ${rec.state}; only ${CANCELLABLE_STATES.join('/')} updates can be cancelled` : 'no update in flight', cmd, digest);
       }
       if (cmd.updateId && cmd.updateId !== rec.updateId) return refuse('COMMAND_NOT_APPLICABLE', `update in flight is ${rec.updateId}, not ${cmd.updateId}`, cmd, digest);
-      const d = accept(`cancelling update ${rec.updateId}`);
-      host.requestCancel(`cancelled by command ${cmd.id}`);
-      return d;
+      return accept(`cancelling update ${rec.updateId}`, () => host.requestCancel(rec, `cancelled by command ${cmd.id}`));
     }
     case 'rollback': {
       if (rec) return refuse('COMMAND_NOT_APPLICABLE', `update ${rec.updateId} is in flight (${rec.state}); cancel it or wait`, cmd, digest);

@@ -100,9 +100,11 @@ export const Config = z
         clockSkewSeconds: z.number().int().min(0).max(86_400).default(300),
         maxResumes: z.number().int().min(1).max(100).default(5).describe('agent restarts tolerated in one state before the loop guard acts'),
         maxTransitions: z.number().int().min(16).max(1000).default(32),
+        refusalBurst: z.number().int().min(1).max(10_000).default(30).describe('refusals of unsigned or wrongly signed messages recorded one by one before refusalsPerMinute applies'),
+        refusalsPerMinute: z.number().int().min(1).max(60_000).default(30).describe('steady rate of such refusals recorded one by one; the rest are counted and reported as one RATE_LIMITED event a minute'),
       })
       .strict()
-      .default({ maxMessageBytes: 65_536, clockSkewSeconds: 300, maxResumes: 5, maxTransitions: 32 }),
+      .default({ maxMessageBytes: 65_536, clockSkewSeconds: 300, maxResumes: 5, maxTransitions: 32, refusalBurst: 30, refusalsPerMinute: 30 }),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .strict()

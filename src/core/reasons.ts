@@ -25,6 +25,7 @@ export const REJECT_REASONS = [
   'WRONG_DEVICE', // a command addressed to another device
   'COMMAND_NOT_APPLICABLE', // e.g. cancel with nothing to cancel, rollback with no previous version
   'ARTIFACT_INVALID', // a local (offline) artifact is unreadable, not an update for this backend, or its digest differs
+  'RATE_LIMITED', // a summary: unauthenticated messages refused beyond the refusal budget, counted per reason (src/agent/refusal-budget.ts)
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 

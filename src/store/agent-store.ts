@@ -5,6 +5,7 @@ import type { UpdateRecord } from '../core/update-record.js';
 import type { DeviceEvent } from '../schemas/device-messages.js';
 import type Database from 'better-sqlite3';
 import { openDatabase, type Db } from './database.js';
+import { crashPoint } from '../agent/crash-points.js';
 
 export interface OutboxRow {
   seq: number;
@@ -88,14 +89,19 @@ export class AgentStore {
     topic: string;
     history?: HistoryRow;
   }): DeviceEvent[] {
-    return this.db.transaction(() => {
+    const t = args.transition;
+    // Fault injection for tests/faults (inert unless OTA_AGENT_CRASH_AT is set): src/agent/crash-points.ts.
+    const nested = this.db.inTransaction;
+    crashPoint('before', t.from, t.to, t.event, nested);
+    const events = this.db.transaction(() => {
       if (args.record) this.saveRecord(args.record);
       else this.prepare('DELETE FROM current_update WHERE id = 1').run();
-      const t = args.transition;
       this.prepare('INSERT INTO transitions (update_id, from_state, event, to_state, at) VALUES (?, ?, ?, ?, ?)').run(t.updateId, t.from, t.event, t.to, t.at);
       if (args.history) this.insertHistory(args.history, args.record);
       return args.events.map((e) => this.enqueueEvent(args.topic, e));
     })();
+    crashPoint('after', t.from, t.to, t.event, nested);
+    return events;
   }
 
   private insertHistory(h: HistoryRow, record: UpdateRecord | null): void {
