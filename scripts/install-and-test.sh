@@ -24,4 +24,28 @@ fi
 
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a===20&&b<19)) { console.error("Node >= 20.19 required, found "+process.versions.node); process.exit(1) }'
 npm ci --no-audit --no-fund
-npm test
+
+started=$(date +%s)
+stage() { # stage NAME COMMAND...: runs one part of the suite and says how long it took
+  local name=$1 t0
+  shift
+  t0=$(date +%s)
+  echo "=== $name"
+  "$@"
+  echo "=== $name: passed in $(($(date +%s) - t0)) s (total $(($(date +%s) - started)) s)"
+}
+
+# Lint, typecheck, build (dist/ and the single-file bundles), unit and end-to-end tests.
+stage "npm test" npm test
+# arm64 (issue #9): the cross-built release (tarball + .deb, every ELF checked for aarch64, run
+# under qemu-user), the arm64 test subset under qemu-user, the full emulated device (qemu-system:
+# scenario 1 committed, scenario 2 reverted), and Dockerfile.arm64 built with podman.
+stage "arm64 release" bash cross-build/build-release.sh
+stage "arm64 tests under qemu-user" bash cross-build/test-qemu-user.sh
+stage "emulated arm64 device" bash cross-build/device/run-scenarios.sh
+stage "Dockerfile.arm64 (podman)" bash cross-build/podman-build.sh
+# Reliability (issue #7): crash at every step for the simulated, RAUC and OSTree backends, broker
+# outage, D-Bus and download faults; power cuts and the soak with CI-sized counts (the issue's
+# 100 / 200 are the defaults of `npm run test:faults`; docs/reliability.md has both).
+stage "fault harness" env FAULTS_RUNS="${FAULTS_RUNS:-20}" FAULTS_SOAK_CYCLES="${FAULTS_SOAK_CYCLES:-40}" npm run test:faults
+echo "all passed in $(($(date +%s) - started)) s"

@@ -33,7 +33,8 @@ export function simulatedDeviceConfig(o: SimDeviceOptions): ConfigInput {
     mqtt: { url: o.brokerUrl, protocolVersion: o.protocolVersion, allowPlaintext: true, reconnectPeriodMs: 500 },
     trust: { keys: [{ publicKeyPem: o.publicKeyPem }] },
     backend: { type: 'simulated', dir: simDir, initialVersion: o.initialVersion ?? '1.0.0', installDelayMs: o.installDelayMs ?? 0 },
-    healthChecks: [{ kind: 'command', name: 'self-test', argv: [process.execPath, '-e', script], timeoutMs: 10_000 + (o.checkDelaySeconds ?? 0) * 1000 }],
+    // OTA_WAIT_SCALE (see FleetWatcher.waitFor): under qemu-user the check's own node takes seconds to start.
+    healthChecks: [{ kind: 'command', name: 'self-test', argv: [process.execPath, '-e', script], timeoutMs: (10_000 + (o.checkDelaySeconds ?? 0) * 1000) * (Number(process.env.OTA_WAIT_SCALE) || 1) }],
     artifacts: { allowedSchemes: ['http', 'https'] },
     log: { level: o.logLevel ?? 'info' },
   };

@@ -4,6 +4,10 @@ import mqtt, { type MqttClient } from 'mqtt';
 import { topics } from '../mqtt/topics.js';
 import type { DeviceEvent, DeviceState } from '../schemas/device-messages.js';
 
+// Deadlines of waitFor stretch by OTA_WAIT_SCALE (default 1): cross-build/test-qemu-user.sh runs
+// the agent as an arm64 process under qemu-user, where it starts about 10x slower.
+const WAIT_SCALE = Math.max(1, Number(process.env.OTA_WAIT_SCALE) || 1);
+
 export class FleetWatcher {
   readonly events: DeviceEvent[] = [];
   readonly states = new Map<string, DeviceState>();
@@ -43,6 +47,7 @@ export class FleetWatcher {
   }
 
   async waitFor<T>(pick: () => T | undefined | null | false, timeoutMs: number, what: string): Promise<T> {
+    timeoutMs *= WAIT_SCALE;
     const first = pick();
     if (first) return first;
     return new Promise<T>((resolve, reject) => {

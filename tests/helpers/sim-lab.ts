@@ -154,7 +154,7 @@ export class SimLab {
   }
 
   async waitForDecision(dev: LabDevice, pick: (d: DecisionRow) => boolean, timeoutMs = 10_000): Promise<DecisionRow> {
-    const deadline = Date.now() + timeoutMs;
+    const deadline = Date.now() + timeoutMs * (Number(process.env.OTA_WAIT_SCALE) || 1); // see FleetWatcher.waitFor
     while (Date.now() < deadline) {
       const d = this.decisions(dev).find(pick);
       if (d) return d;
