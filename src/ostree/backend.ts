@@ -12,7 +12,7 @@ import { OstreeCli, type OstreeCommandError, type RunOptions } from './cli.js';
 import { DEFAULT_DEPLOYMENT_PY } from './helper-py.js';
 import type { OstreeOptions } from './options.js';
 import { isSignatureFailure, prepareRemote } from './remote.js';
-import { parseAdminStatus, type OstreeDeployment } from './status.js';
+import { parseAdminStatus, staleDefault, type OstreeDeployment } from './status.js';
 
 export { OstreeOptions } from './options.js';
 export { OstreeCommandError } from './cli.js';
@@ -167,14 +167,10 @@ export class OstreeBackend implements UpdateBackend {
     // Nothing big to remove: the objects belong to the repo and deployments share them; what no
     // deployment references is pruned by `ostree admin cleanup` (markGood) or the next deploy.
     // But a deployment is more than a download: if the update ended (this runs on every terminal
-    // state) while its commit is still the next boot's choice and not what runs — a bootloader
-    // fallback leaves it so, and unlike RAUC's bootloaders nothing marks an OSTree deployment
-    // bad — the booted deployment becomes the default again, or the next reboot would retry it.
+    // state) while its commit is still the next boot's choice, the booted one becomes the default.
     if (a.backend !== 'ostree') return;
-    const all = await this.deployments();
-    const booted = all.find((d) => d.booted);
-    const first = all[0];
-    if (booted && first && first !== booted && first.checksum === a.artifact.commit && booted.checksum !== a.artifact.commit) {
+    const booted = staleDefault(await this.deployments(), a.artifact.commit);
+    if (booted) {
       this.log.warn({ commit: a.artifact.commit, booted: booted.checksum }, 'the finished update is still the default deployment: making the booted one the default again');
       await this.makeDefault('booted');
     }

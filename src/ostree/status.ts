@@ -51,3 +51,15 @@ export function parseAdminStatus(text: string): OstreeDeployment[] {
   }
   return out;
 }
+
+/**
+ * The booted deployment when a finished update's `commit` is still the default (first) deployment
+ * while something else runs, else null. A bootloader fallback leaves it so, and unlike RAUC's
+ * bootloaders nothing marks an OSTree deployment bad: left alone, the next reboot would retry it.
+ */
+export function staleDefault<D extends { booted: boolean; checksum: string }>(all: readonly D[], commit: string): D | null {
+  const booted = all.find((d) => d.booted);
+  const first = all[0];
+  if (!booted || !first || first === booted) return null;
+  return first.checksum === commit && booted.checksum !== commit ? booted : null;
+}

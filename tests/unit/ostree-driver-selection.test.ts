@@ -2,6 +2,7 @@
 // config's `driver` override and its validation, and that openOstreeBackend builds the chosen one
 // and asks the bus only in "auto". The probe against a real dbus-daemon (owned, activatable, no
 // bus) is in tests/integration/ostree-rpmostree-driver.test.ts.
+import { staleDefault } from '../../src/ostree/status.js';
 import { describe, expect, it } from 'vitest';
 import { OstreeBackend } from '../../src/ostree/backend.js';
 import { OstreeOptions } from '../../src/ostree/options.js';
@@ -69,5 +70,19 @@ describe('openOstreeBackend', () => {
     expect(await openOstreeBackend(OstreeOptions.parse({ ...base, driver: 'ostree' }), quiet, p.probe)).toBeInstanceOf(OstreeBackend);
     expect(await openOstreeBackend(OstreeOptions.parse({ ...base, driver: 'rpm-ostree' }), quiet, p.probe)).toBeInstanceOf(RpmOstreeBackend);
     expect(p.asked).toEqual([]);
+  });
+});
+
+describe('staleDefault (both OSTree drivers, after an update ended)', () => {
+  const d = (checksum: string, booted = false) => ({ checksum, booted });
+  it('names the booted deployment when the announced commit is still the default but not running', () => {
+    const booted = d('old', true);
+    expect(staleDefault([d('new'), booted], 'new')).toBe(booted);
+  });
+  it('is null when the default is what runs, or the default is another commit, or the commit runs', () => {
+    expect(staleDefault([d('old', true), d('new')], 'new')).toBeNull();
+    expect(staleDefault([d('other'), d('old', true)], 'new')).toBeNull();
+    expect(staleDefault([d('new'), d('new', true)], 'new')).toBeNull();
+    expect(staleDefault([], 'new')).toBeNull();
   });
 });

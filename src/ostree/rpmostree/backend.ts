@@ -22,6 +22,7 @@ import { requestReboot } from '../../systemd/reboot.js';
 import { OstreeCli } from '../cli.js';
 import type { OstreeOptions } from '../options.js';
 import { isSignatureFailure, prepareRemote } from '../remote.js';
+import { staleDefault } from '../status.js';
 import { isBusy, RpmOstreeClient, vardict, type RpmOstreeDeployment, type TransactionMethod } from './client.js';
 import type { TransactionOutcome, TransactionProgress } from './transaction.js';
 
@@ -206,10 +207,8 @@ export class RpmOstreeBackend implements UpdateBackend {
     // As in the plain driver: after a bootloader fallback (or any end) the announced commit must
     // not stay the next boot's choice while something else runs; nothing marks it bad otherwise.
     if (a.backend !== 'ostree') return;
-    const all = await this.deployments();
-    const booted = all.find((d) => d.booted);
-    const first = all[0];
-    if (booted && first && first !== booted && first.checksum === a.artifact.commit && booted.checksum !== a.artifact.commit) {
+    const booted = staleDefault(await this.deployments(), a.artifact.commit);
+    if (booted) {
       this.log.warn({ commit: a.artifact.commit, booted: booted.checksum }, 'the finished update is still the default deployment: removing it (rpm-ostree cleanup pending-deploy)');
       await this.mustSucceed('clean-up', 'Cleanup', [['pending-deploy']]);
     }
