@@ -9,6 +9,7 @@ import { fetchArtifact } from '../fetch/index.js';
 import type { Announcement } from '../schemas/announcement.js';
 import { Version } from '../schemas/common.js';
 import { requestReboot } from '../systemd/reboot.js';
+import { BootedSlotGuard } from './booted-slot-guard.js';
 import { RaucClient, RaucError, type RaucSlot } from './installer-client.js';
 
 export const RaucOptions = z
@@ -35,6 +36,7 @@ export class RaucBackend implements UpdateBackend {
   readonly name = 'rauc';
   readonly handles = 'rauc' as const;
   private readonly client: RaucClient;
+  private readonly guard: BootedSlotGuard;
 
   constructor(
     private readonly opts: RaucOptions,
@@ -43,6 +45,7 @@ export class RaucBackend implements UpdateBackend {
     private readonly allowedHosts?: readonly string[],
   ) {
     this.client = new RaucClient(opts.busAddress);
+    this.guard = new BootedSlotGuard((wanted) => this.keepBootedIfIdle(wanted), this.log);
   }
 
   private async retrying<T>(what: string, fn: () => Promise<T>, attempts = this.opts.installAttempts, signal?: AbortSignal): Promise<T> {
@@ -116,6 +119,7 @@ export class RaucBackend implements UpdateBackend {
   async install(a: Announcement, ctx: EffectContext): Promise<{ newSlot: string; oldSlot: string }> {
     if (a.backend !== 'rauc') throw new Error('the RAUC backend takes rauc announcements only');
     const source = this.opts.passUrlToRauc ? a.artifact.url : this.bundlePath(a);
+    this.guard.cancel(); // this install decides the next boot from now on
     const oldSlot = await this.retrying('reading the booted slot', () => this.client.property('BootSlot'), this.opts.installAttempts, ctx.signal);
     await this.retrying(
       'RAUC install',
@@ -141,6 +145,7 @@ export class RaucBackend implements UpdateBackend {
   }
 
   async revert(): Promise<void> {
+    this.guard.cancel();
     await this.retrying('marking the booted slot bad', () => this.client.mark('bad', 'booted'));
     await this.retrying('activating the other slot', () => this.client.mark('active', 'other'));
   }
@@ -151,6 +156,7 @@ export class RaucBackend implements UpdateBackend {
   }
 
   async activateRollback(): Promise<void> {
+    this.guard.cancel();
     await this.retrying('activating the other slot', () => this.client.mark('active', 'other'));
   }
 
@@ -161,9 +167,31 @@ export class RaucBackend implements UpdateBackend {
   }
 
   async keepBootedSlot(): Promise<void> {
-    const booted = (await this.systemSlots()).find((s) => s.state === 'booted');
-    if (booted && (await this.client.primary()) !== booted.name) await this.client.mark('active', 'booted');
+    this.guard.cancel();
+    let outcome: 'done' | 'busy' | Error;
+    try {
+      outcome = await this.keepBootedIfIdle(() => true);
+    } catch (e) {
+      outcome = e as Error;
+    }
+    if (outcome === 'done') return;
+    // RAUC is busy or not answering: most likely still running the install the agent gave up on.
+    this.log.warn({ err: outcome === 'busy' ? 'RAUC busy' : outcome.message }, 'RAUC cannot confirm the next boot now: the booted slot is made the next boot again as soon as RAUC is idle');
+    this.guard.arm();
   }
 
-  async close(): Promise<void> {}
+  /** The booted slot becomes primary again, if RAUC is idle; 'busy' otherwise. */
+  private async keepBootedIfIdle(stillWanted: () => boolean): Promise<'done' | 'busy'> {
+    if ((await this.client.property('Operation')) !== 'idle') return 'busy';
+    const booted = (await this.systemSlots()).find((s) => s.state === 'booted');
+    if (!booted || !stillWanted() || (await this.client.primary()) === booted.name) return 'done';
+    if (!stillWanted()) return 'done';
+    await this.client.mark('active', 'booted');
+    this.log.warn({ slot: booted.name }, 'the booted slot is the next boot again (an install that ended without a checked boot had made another slot primary)');
+    return 'done';
+  }
+
+  async close(): Promise<void> {
+    this.guard.cancel();
+  }
 }

@@ -84,9 +84,13 @@ async function faultCase(fault: string, when: 'installing' | 'before-first-call'
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline && !/succeeded|failed/i.test(d.testbed.raucStderr().slice(mark))) await new Promise((res) => setTimeout(res, 200));
   }
-  // Which slot the bootloader would boot now (recorded, see docs/reliability.md: a frozen RAUC that
-  // finishes its install after the agent gave up leaves the new slot primary).
+  // Which slot the bootloader would boot now. A frozen RAUC that finishes its install after the
+  // agent gave up makes the new slot primary; the agent's BootedSlotGuard must put the booted slot
+  // back once RAUC is idle (it polls every 5 s), or the next reboot boots an unchecked update.
+  const guardDeadline = Date.now() + 30_000;
+  while (Date.now() < guardDeadline && d.testbed.primary() !== d.testbed.bootedSlot()) await new Promise((res) => setTimeout(res, 250));
   const primaryAfterFault = d.testbed.primary();
+  expect(primaryAfterFault, 'the next boot after a failed install must be the booted slot').toBe(d.testbed.bootedSlot());
   const b2 = await d.testbed.buildBundle('1.2.0');
   const again = await d.announce(b2, '1.2.0');
   const next = await lab.watcher.waitForResult(d.id, again.id, 90_000);
