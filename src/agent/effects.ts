@@ -59,6 +59,25 @@ async function bootedEvent(rec: UpdateRecord, env: EffectEnv): Promise<EffectRes
   return ev({ type: 'BOOTED_OLD', message: `${detail}; slots: ${slots}` });
 }
 
+/**
+ * Resuming `installing` on another boot that already runs the announced version: the install had
+ * finished and made the new slot the next boot, and the power went before INSTALLED was written.
+ * Installing again would write the *other* slot — the known-good one we must be able to go back to —
+ * so the update goes on as "booted the new slot" and is verified like any other first boot.
+ */
+async function bootedIntoInstall(rec: UpdateRecord, env: EffectEnv): Promise<EffectResult | null> {
+  if (env.boot.bootId === rec.bootId || env.boot.version !== rec.toVersion) return null;
+  const newSlot = env.boot.bootedSlot;
+  const slots = await env.backend.slots().catch(() => [] as SlotInfo[]);
+  const oldSlot = slots.find((s) => !s.booted && s.name !== newSlot && s.version === rec.fromVersion)?.name;
+  return ev({
+    type: 'BOOTED_NEW',
+    newSlot,
+    ...(oldSlot ? { oldSlot } : {}),
+    message: `the device rebooted while installing and came up on slot ${newSlot} running ${env.boot.version}: the install had completed; verifying it instead of installing again`,
+  });
+}
+
 async function reboot(env: EffectEnv, reason: string): Promise<EffectResult> {
   try {
     return { kind: 'reboot', outcome: await env.backend.reboot(reason) };
@@ -91,6 +110,8 @@ export const EFFECTS: Partial<Record<State, Effect>> = {
 
   async installing(rec, env) {
     if (!rec.announcement) return ev({ type: 'FAIL', reason: 'INSTALL_FAILED', message: 'no announcement on record' });
+    const alreadyBooted = await bootedIntoInstall(rec, env);
+    if (alreadyBooted) return alreadyBooted;
     try {
       const slots = await env.backend.install(rec.announcement, env);
       if (env.rebootOnCommand) return ev({ type: 'INSTALLED_WAIT_WINDOW', ...slots, message: 'installed; the reboot waits for a reboot command' });

@@ -72,6 +72,7 @@ export const TRANSITIONS: ReadonlyArray<readonly [State, LifecycleEvent, State]>
 
   ['installing',      'INSTALLED',             'rebooting'],
   ['installing',      'INSTALLED_WAIT_WINDOW', 'reboot-deferred'],
+  ['installing',      'BOOTED_NEW',            'verifying'],  // power lost after the install chose the new slot, before INSTALLED was written
   ['installing',      'FAIL',                  'failed'],
   ['installing',      'LOOP_DETECTED',         'failed'],
 

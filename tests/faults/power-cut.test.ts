@@ -81,6 +81,12 @@ describe('power cuts at random points', () => {
       runs.push({ run: i, kind: bad ? 'failing check' : 'good', cutAtMs: cutAt, stateAtCut, result: r.result ?? 'none', expected, installs, seconds: (Date.now() - t) / 1000 });
       if (r.result !== expected) problems.push(`run ${i}: ${r.result} (${r.reason ?? ''}: ${r.message ?? ''}), expected ${expected}; cut at ${cutAt} ms in ${stateAtCut}`);
       if (facts.integrity !== 'ok' || facts.historyRows !== 1) problems.push(`run ${i}: integrity ${facts.integrity}, ${facts.historyRows} history rows`);
+      // The slot to go back to must never receive the new image (an install repeated on the new boot would write it there).
+      const booted = dev.testbed.bootedSlot();
+      const fallback = booted === 'A' ? 'B' : 'A';
+      if (dev.testbed.slotSha256(fallback, dev.testbed.imageSize(bundle)) === dev.testbed.imageSha256(bundle) && dev.testbed.slotSha256(booted, dev.testbed.imageSize(bundle)) === dev.testbed.imageSha256(bundle)) {
+        problems.push(`run ${i}: ${v} was written into both slots (booted ${booted}); cut at ${cutAt} ms in ${stateAtCut}`);
+      }
     }
     const events = lab.watcher.eventsOf(dev.id);
     const lostSeq = events.filter((e, i) => e.seq !== i + 1).length;

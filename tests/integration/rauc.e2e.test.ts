@@ -9,6 +9,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Mosquitto } from '../helpers/mosquitto.js';
 import { SimLab } from '../helpers/sim-lab.js';
 import { RaucDevice } from '../helpers/rauc-device.js';
+import { raucInstalls } from '../faults/lib/rauc-rig.js';
+import { randomBytes } from 'node:crypto';
+
+const d0 = () => randomBytes(4).toString('hex');
 
 const run = promisify(execFile);
 let broker: Mosquitto;
@@ -192,6 +196,40 @@ describe('RAUC backend', () => {
     expect(r.message).toMatch(/booted slot A/);
     expect(r.message).toMatch(/B \(inactive.*bad.*1\.1\.0\)/);
     await idleOn(d, '1.0.0');
+  });
+
+  it('power lost after RAUC finished the install, before INSTALLED was written: the new boot is verified, nothing installed twice', async () => {
+    // The agent dies (crash point) right before committing INSTALLED; RAUC has written slot B and made
+    // it primary. Then the power goes: the bootloader boots B. Installing again from there would
+    // overwrite A, the slot to go back to.
+    const marker = join(lab.dir, `crash-${d0()}`);
+    process.env.OTA_AGENT_CRASH_AT = 'before:installing->rebooting:INSTALLED';
+    process.env.OTA_AGENT_CRASH_ONCE = marker;
+    let d: RaucDevice;
+    try {
+      d = await device();
+    } finally {
+      delete process.env.OTA_AGENT_CRASH_AT;
+      delete process.env.OTA_AGENT_CRASH_ONCE;
+    }
+    const slotA = d.testbed.slotSha256('A');
+    const bundle = await d.testbed.buildBundle('1.1.0');
+    const a = await d.announce(bundle, '1.1.0');
+    await lab.watcher.waitFor(() => existsSync(marker) && d.agent.pid === undefined, 60_000, 'the agent killed at the crash point');
+    await d.testbed.killRauc();
+    lab.watcher.online.set(d.id, false);
+    expect(await d.testbed.simulateBoot()).toBe('B');
+    d.agent.start();
+    const r = await result(d, a.id);
+    expect(r.result).toBe('committed');
+    await idleOn(d, '1.1.0');
+    expect(raucInstalls(d)).toBe(1);
+    expect(d.reboots).toBe(0);
+    expect(d.testbed.slotSha256('A')).toBe(slotA);
+    expect(d.testbed.slotSha256('B', d.testbed.imageSize(bundle))).toBe(d.testbed.imageSha256(bundle));
+    expect(d.testbed.slotState('B')).toBe('good');
+    const steps = lab.watcher.eventsOf(d.id).filter((e) => e.updateId === a.id).map((e) => `${e.from ?? ''}>${e.to ?? ''}`);
+    expect(steps).toEqual(['idle>accepted', 'accepted>downloading', 'downloading>installing', 'installing>verifying', 'verifying>committing', 'committing>committed']);
   });
 
   it('agent killed between install and reboot: it resumes and reboots; killed while verifying: it resumes and commits', async () => {
