@@ -102,9 +102,16 @@ export const Config = z
         maxTransitions: z.number().int().min(16).max(1000).default(32),
         refusalBurst: z.number().int().min(1).max(10_000).default(30).describe('refusals of unsigned or wrongly signed messages recorded one by one before refusalsPerMinute applies'),
         refusalsPerMinute: z.number().int().min(1).max(60_000).default(30).describe('steady rate of such refusals recorded one by one; the rest are counted and reported as one RATE_LIMITED event a minute'),
+        historyKeep: z
+          .number()
+          .int()
+          .min(10)
+          .max(10_000)
+          .default(100)
+          .describe('finished updates kept in the history (status, history) with their transitions; recording one more deletes the oldest (~3.4 KiB each)'),
       })
       .strict()
-      .default({ maxMessageBytes: 65_536, clockSkewSeconds: 300, maxResumes: 5, maxTransitions: 32, refusalBurst: 30, refusalsPerMinute: 30 }),
+      .default({ maxMessageBytes: 65_536, clockSkewSeconds: 300, maxResumes: 5, maxTransitions: 32, refusalBurst: 30, refusalsPerMinute: 30, historyKeep: 100 }),
     log: z
       .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
       .strict()

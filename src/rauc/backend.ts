@@ -10,6 +10,7 @@ import type { Announcement } from '../schemas/announcement.js';
 import { Version } from '../schemas/common.js';
 import { requestReboot } from '../systemd/reboot.js';
 import { BootedSlotGuard } from './booted-slot-guard.js';
+import { GuardMarker } from './guard-marker.js';
 import { RaucClient, RaucError, type RaucSlot } from './installer-client.js';
 
 export const RaucOptions = z
@@ -37,6 +38,7 @@ export class RaucBackend implements UpdateBackend {
   readonly handles = 'rauc' as const;
   private readonly client: RaucClient;
   private readonly guard: BootedSlotGuard;
+  private guardResumed = false;
 
   constructor(
     private readonly opts: RaucOptions,
@@ -45,7 +47,9 @@ export class RaucBackend implements UpdateBackend {
     private readonly allowedHosts?: readonly string[],
   ) {
     this.client = new RaucClient(opts.busAddress);
-    this.guard = new BootedSlotGuard((wanted) => this.keepBootedIfIdle(wanted), this.log);
+    // Recorded in the agent's own 0700 state directory so that a restarted agent resumes it.
+    const marker = new GuardMarker(join(downloadDir, 'keep-booted-slot.json'), opts.bootIdFile);
+    this.guard = new BootedSlotGuard((wanted) => this.keepBootedIfIdle(wanted), this.log, undefined, undefined, marker);
   }
 
   private async retrying<T>(what: string, fn: () => Promise<T>, attempts = this.opts.installAttempts, signal?: AbortSignal): Promise<T> {
@@ -68,6 +72,13 @@ export class RaucBackend implements UpdateBackend {
   }
 
   async bootInfo(): Promise<BootInfo> {
+    // The agent's first call, made before RAUC is asked anything (RAUC may still be frozen in the
+    // install an earlier agent gave up on). Read-only tools (status) never call it, so they never
+    // take over the guard.
+    if (!this.guardResumed) {
+      this.guardResumed = true;
+      this.guard.resume();
+    }
     // RAUC may start after the agent at boot: give it a while before giving up.
     return this.retrying('reading the boot state from RAUC', async () => {
       const bootId = (await readFile(this.opts.bootIdFile, 'utf8')).trim();
@@ -167,14 +178,17 @@ export class RaucBackend implements UpdateBackend {
   }
 
   async keepBootedSlot(): Promise<void> {
-    this.guard.cancel();
+    this.guard.record(); // on disk before the first try, which can hang on a frozen RAUC
     let outcome: 'done' | 'busy' | Error;
     try {
       outcome = await this.keepBootedIfIdle(() => true);
     } catch (e) {
       outcome = e as Error;
     }
-    if (outcome === 'done') return;
+    if (outcome === 'done') {
+      this.guard.cancel();
+      return;
+    }
     // RAUC is busy or not answering: most likely still running the install the agent gave up on.
     this.log.warn({ err: outcome === 'busy' ? 'RAUC busy' : outcome.message }, 'RAUC cannot confirm the next boot now: the booted slot is made the next boot again as soon as RAUC is idle');
     this.guard.arm();
@@ -192,6 +206,6 @@ export class RaucBackend implements UpdateBackend {
   }
 
   async close(): Promise<void> {
-    this.guard.cancel();
+    this.guard.stop(); // the record stays: the next agent on this boot resumes the guard
   }
 }

@@ -1,6 +1,7 @@
 // Everything the agent persists, behind one class. Each lifecycle transition goes through
 // `commitTransition`, which writes the new record, the transition log row and the outgoing event in
-// one transaction: after a crash either all of it happened or none of it did.
+// one transaction: after a crash either all of it happened or none of it did. The history is bounded:
+// the transaction that records a finished update also deletes the oldest ones beyond `historyKeep`.
 import type { UpdateRecord } from '../core/update-record.js';
 import type { DeviceEvent } from '../schemas/device-messages.js';
 import type Database from 'better-sqlite3';
@@ -44,14 +45,22 @@ export interface TransitionRow {
 }
 
 const MAX_DECISIONS = 500;
+/** Default of limits.historyKeep (src/config/schema.ts): finished updates kept with their transitions. */
+export const DEFAULT_HISTORY_KEEP = 100;
+/** Ids of reverted updates remembered after their history row is pruned (PREVIOUSLY_REVERTED); ~60 bytes each. */
+const MAX_REVERTED_IDS = 1000;
 
 export class AgentStore {
   readonly db: Db;
   /** Each SQL text is prepared once: +28% decisions/s on the message path (bench/perf-run.ts, docs/performance.md). */
   private readonly statements = new Map<string, Database.Statement<unknown[]>>();
 
-  constructor(path: string, opts: { readonly?: boolean } = {}) {
+  private readonly historyKeep: number;
+
+  /** `historyKeep`: limits.historyKeep; the agent passes its config's value. */
+  constructor(path: string, opts: { readonly?: boolean; historyKeep?: number } = {}) {
     this.db = openDatabase(path, opts);
+    this.historyKeep = opts.historyKeep ?? DEFAULT_HISTORY_KEEP;
   }
 
   close(): void {
@@ -97,7 +106,10 @@ export class AgentStore {
       if (args.record) this.saveRecord(args.record);
       else this.prepare('DELETE FROM current_update WHERE id = 1').run();
       this.prepare('INSERT INTO transitions (update_id, from_state, event, to_state, at) VALUES (?, ?, ?, ?, ?)').run(t.updateId, t.from, t.event, t.to, t.at);
-      if (args.history) this.insertHistory(args.history, args.record);
+      if (args.history) {
+        this.insertHistory(args.history, args.record);
+        this.pruneHistory();
+      }
       return args.events.map((e) => this.enqueueEvent(args.topic, e));
     })();
     crashPoint('after', t.from, t.to, t.event, nested);
@@ -111,6 +123,31 @@ export class AgentStore {
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(h.updateId, h.kind, h.fromVersion, h.toVersion, h.result, h.reason, h.message, h.startedAt, h.finishedAt, JSON.stringify(record ?? {}));
+  }
+
+  /**
+   * Keeps the newest `historyKeep` history rows; older rows go, with their transitions. Runs in the
+   * transaction that inserted a history row, so the database stops growing once the cap is reached
+   * (freed pages are reused). Transitions are kept for any update id that still has a kept history
+   * row (an id tried twice) and for the update in flight, whatever its id. The id of a pruned reverted
+   * update is remembered in reverted_updates so that admission still refuses to try it again.
+   */
+  private pruneHistory(): void {
+    const cutoff = this.prepare('SELECT id FROM history ORDER BY id DESC LIMIT 1 OFFSET ?').get(this.historyKeep - 1) as { id: number } | undefined;
+    if (!cutoff) return; // not more than historyKeep rows yet
+    // Only rows older than the newest `historyKeep` (id < cutoff.id) are touched.
+    this
+      .prepare("INSERT OR IGNORE INTO reverted_updates (update_id, finished_at) SELECT update_id, finished_at FROM history WHERE id < ? AND result = 'reverted' ORDER BY id")
+      .run(cutoff.id);
+    this.prepare('DELETE FROM reverted_updates WHERE rowid <= (SELECT MAX(rowid) FROM reverted_updates) - ?').run(MAX_REVERTED_IDS);
+    this
+      .prepare(
+        `DELETE FROM transitions WHERE update_id IN (SELECT update_id FROM history WHERE id < @cutoff)
+           AND update_id NOT IN (SELECT update_id FROM history WHERE id >= @cutoff)
+           AND update_id <> COALESCE((SELECT json_extract(record, '$.updateId') FROM current_update WHERE id = 1), '')`,
+      )
+      .run({ cutoff: cutoff.id });
+    this.prepare('DELETE FROM history WHERE id < ?').run(cutoff.id);
   }
 
   /** Adds an event to the outbox with the next per-device sequence number. Call inside a transaction. */
@@ -209,7 +246,16 @@ export class AgentStore {
   }
 
   wasReverted(updateId: string): boolean {
-    return this.prepare("SELECT 1 FROM history WHERE update_id = ? AND result = 'reverted' LIMIT 1").get(updateId) !== undefined;
+    if (this.prepare("SELECT 1 FROM history WHERE update_id = ? AND result = 'reverted' LIMIT 1").get(updateId) !== undefined) return true;
+    // A read-only tool may open a database the (older) agent has not migrated yet: no such table then.
+    if (!this.hasRevertedTable()) return false;
+    return this.prepare('SELECT 1 FROM reverted_updates WHERE update_id = ?').get(updateId) !== undefined;
+  }
+
+  private revertedTable: boolean | undefined;
+  private hasRevertedTable(): boolean {
+    this.revertedTable ??= this.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'reverted_updates'").get() !== undefined;
+    return this.revertedTable;
   }
 
   lastOutcome(): (HistoryRow & { record: string }) | undefined {

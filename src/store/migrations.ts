@@ -29,4 +29,10 @@ export const MIGRATIONS: readonly string[] = [
     id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, topic TEXT NOT NULL, subject TEXT,
     decision TEXT NOT NULL, reason TEXT, message TEXT NOT NULL);
   `,
+  // 2: the history is pruned to limits.historyKeep updates (AgentStore.pruneHistory). Admission's
+  // PREVIOUSLY_REVERTED reads the history, so the id of a reverted update outlives its pruned row here
+  // (a few dozen bytes each, bounded by MAX_REVERTED_IDS).
+  `
+  CREATE TABLE reverted_updates (update_id TEXT PRIMARY KEY, finished_at TEXT NOT NULL);
+  `,
 ];
