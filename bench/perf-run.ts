@@ -23,16 +23,18 @@
 //             valid-but-not-newer and bad-signature envelopes
 //   download  downloadArtifact of --download-mib MiB from a loopback HTTP server (a child process)
 //             in a fresh child process (perf-download-child.ts) against `sha256sum` of the same file;
-//             that child's RSS growth (VmHWM reset before the download)
+//             that child's RSS growth (VmHWM reset before the download). --download-rounds rounds,
+//             each with both HTTP clients (fixed-buffer and Node's http module), in rotating order;
+//             --download-tls serves it over https instead (self-signed certificate, openssl CLI)
 //   rauc      RaucBackend.install of a --rauc-mib bundle against a direct dbus-next InstallBundle
 //
 // Built with plain tsc (bench/tsconfig.json -> .tmp/bench/); the agent itself runs from dist/.
 import { createHash, createPrivateKey, randomBytes } from 'node:crypto';
-import { type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { appendFileSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statfsSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join, resolve as resolvePath } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -70,6 +72,9 @@ const { values } = parseArgs({
     flood: { type: 'string', default: '100000' },
     'flood-seconds': { type: 'string', default: '400' },
     'download-mib': { type: 'string', default: '1024' },
+    'download-rounds': { type: 'string', default: '2' },
+    'download-compare': { type: 'string' },
+    'download-tls': { type: 'boolean', default: false },
     'rauc-mib': { type: 'string', default: '200' },
     'rauc-rounds': { type: 'string', default: '2' },
     'agent-flags': { type: 'string', default: '--max-semi-space-size=1' }, // as systemd/ota-agent.service starts it
@@ -630,47 +635,77 @@ async function downloadPhase(): Promise<void> {
   const sha256 = h.digest('hex');
   const bytes = statSync(src).size;
   const serverJs = join(work, 'serve.cjs');
+  // --download-tls: the same over https (a throw-away self-signed certificate for 127.0.0.1, made by
+  // the openssl CLI), as fleets normally serve artifacts.
+  const useTls = values['download-tls'] === true;
+  const certFile = join(work, 'tls.crt');
+  const keyFile = join(work, 'tls.key');
+  if (useTls) {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '1', '-subj', '/CN=ota-perf', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  }
   writeFileSync(
     serverJs,
-    `const http = require('node:http'); const fs = require('node:fs');
-const [file] = process.argv.slice(2); const size = fs.statSync(file).size;
-const s = http.createServer((req, res) => { res.writeHead(200, { 'content-length': String(size) }); fs.createReadStream(file, { highWaterMark: 1 << 20 }).pipe(res); });
+    `const http = require('node:${useTls ? 'https' : 'http'}'); const fs = require('node:fs');
+const [file, cert, key] = process.argv.slice(2); const size = fs.statSync(file).size;
+const opts = cert ? { cert: fs.readFileSync(cert), key: fs.readFileSync(key) } : {};
+const s = http.createServer(opts, (req, res) => { res.writeHead(200, { 'content-length': String(size) }); fs.createReadStream(file, { highWaterMark: 1 << 20 }).pipe(res); });
 s.listen(0, '127.0.0.1', () => process.stdout.write(String(s.address().port) + '\\n'));\n`,
   );
-  const server = own(process.execPath, [serverJs, src], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const server = own(process.execPath, [serverJs, src, ...(useTls ? [certFile, keyFile] : [])], { stdio: ['ignore', 'pipe', 'ignore'] });
   const port = await new Promise<number>((resolve, reject) => {
     server.stdout?.once('data', (b: Buffer) => resolve(Number(b.toString().trim())));
     server.once('exit', () => reject(new Error('artifact server exited')));
   });
   try {
+    // Both HTTP clients in the same run, in rotating order, so that load on the shared machine
+    // hits both alike: 'fixed-buffer' (the default for http:) and Node's http module.
+    // --download-compare label=path/to/perf-download-child.js adds another build's child (before/after).
+    const ownChild = fileURLToPath(new URL('./perf-download-child.js', import.meta.url));
+    const variants = [
+      { label: 'fixed-buffer', child: ownChild, client: 'fixed-buffer' },
+      { label: 'node-http', child: ownChild, client: 'node-http' },
+      ...(values['download-compare'] ?? '').split(';').filter(Boolean).map((c) => ({ label: c.slice(0, c.indexOf('=')), child: resolvePath(c.slice(c.indexOf('=') + 1)), client: 'node-http' })),
+    ];
+    const rounds = Math.max(1, Math.min(10, Number(values['download-rounds'])));
     const shaMs: number[] = [];
-    const dlMs: number[] = [];
-    const growth: number[] = [];
-    for (let round = 0; round < 2; round++) {
+    const dlMs: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v.label, []]));
+    const growth: Record<string, number[]> = Object.fromEntries(variants.map((v) => [v.label, []]));
+    const loads: number[] = [];
+    for (let round = 0; round < rounds; round++) {
       shaMs.push(await timeRun('sha256sum', [src]));
-      rmSync(join(work, 'dl'), { recursive: true, force: true });
-      // In a fresh child process: its RSS before/peak is the download's alone.
-      const child = own(process.execPath, [fileURLToPath(new URL('./perf-download-child.js', import.meta.url)), `http://127.0.0.1:${port}/artifact.bin`, dest, sha256, String(bytes)], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      let err = '';
-      child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
-      child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
-      const code = await new Promise<number | null>((r) => child.once('exit', r));
-      if (code !== 0) throw new Error(`download child exited ${String(code)}: ${err.slice(-1000)}`);
-      const r = JSON.parse(out.trim()) as { ms: number; before: number; peak: number; hwmReset: boolean };
-      dlMs.push(r.ms);
-      growth.push(r.peak - r.before);
-      log(`download: round ${round + 1}: sha256sum ${shaMs.at(-1)?.toFixed(0)} ms, downloadArtifact ${r.ms.toFixed(0)} ms, child RSS ${mib(r.before)} -> peak ${mib(r.peak)} MiB${r.hwmReset ? '' : ' (VmHWM reset not allowed: 50 ms sampling only)'}`);
+      // Rotated, so that over as many rounds as variants each one runs in every position once.
+      const order = variants.map((_, i) => variants[(i + round) % variants.length] as (typeof variants)[number]);
+      for (const { label, child: childJs, client } of order) {
+        rmSync(join(work, 'dl'), { recursive: true, force: true });
+        loads.push(loadavg()[0] ?? 0);
+        // In a fresh child process: its RSS before/peak is the download's alone.
+        const url = `${useTls ? 'https' : 'http'}://127.0.0.1:${port}/artifact.bin`;
+        const child = own(process.execPath, [childJs, url, dest, sha256, String(bytes), client, ...(useTls ? [certFile] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        let err = '';
+        child.stdout?.on('data', (b: Buffer) => (out += b.toString()));
+        child.stderr?.on('data', (b: Buffer) => (err += b.toString()));
+        const code = await new Promise<number | null>((r) => child.once('exit', r));
+        if (code !== 0) throw new Error(`download child exited ${String(code)}: ${err.slice(-1000)}`);
+        const r = JSON.parse(out.trim()) as { ms: number; before: number; peak: number; hwmReset: boolean };
+        dlMs[label]?.push(r.ms);
+        growth[label]?.push(r.peak - r.before);
+        log(`download: round ${round + 1} ${label}: sha256sum ${shaMs.at(-1)?.toFixed(0)} ms, downloadArtifact ${r.ms.toFixed(0)} ms, child RSS ${mib(r.before)} -> peak ${mib(r.peak)} MiB, load ${loads.at(-1)?.toFixed(2)}${r.hwmReset ? '' : ' (VmHWM reset not allowed: 50 ms sampling only)'}`);
+      }
     }
     const shaTp = bytes / MiB / (median(shaMs) / 1000);
-    const dlTp = bytes / MiB / (median(dlMs) / 1000);
-    const g = Math.max(...growth);
-    extra.download = { bytes, shaMs, dlMs, growth };
-    rows.push({
-      figure: `download + verify ${size} MiB from loopback HTTP (downloadArtifact, incl. write + fsync)`, measured: `${dlTp.toFixed(0)} MiB/s`, baseline: `sha256sum ${shaTp.toFixed(0)} MiB/s`,
-      ratio: ratio(dlTp, shaTp), goal: '≥ 0.85x', verdict: dlTp / shaTp >= 0.85 ? 'MET' : 'MISSED',
-    });
-    rows.push({ figure: 'RSS growth during that download', measured: `${mib(g)} MiB (worst of 2)`, baseline: '—', ratio: '—', goal: '< 16 MiB', verdict: g < 16 * MiB ? 'MET' : 'MISSED' });
+    const load = `load avg ${Math.min(...loads).toFixed(2)}–${Math.max(...loads).toFixed(2)}`;
+    extra.download = { bytes, shaMs, dlMs, growth, loads };
+    for (const { label } of variants) {
+      const dlTp = bytes / MiB / (median(dlMs[label] ?? []) / 1000);
+      const g = Math.max(...(growth[label] ?? []));
+      const which = label === 'fixed-buffer' ? 'fixed-buffer client, the default' : label === 'node-http' ? "Node's http module (httpClient: 'node-http')" : `build "${label}"`;
+      rows.push({
+        figure: `download + verify ${size} MiB from loopback ${useTls ? 'HTTPS' : 'HTTP'} (downloadArtifact, ${which}; incl. write + fsync; ${load})`, measured: `${dlTp.toFixed(0)} MiB/s`, baseline: `sha256sum ${shaTp.toFixed(0)} MiB/s`,
+        ratio: ratio(dlTp, shaTp), goal: '≥ 0.85x', verdict: dlTp / shaTp >= 0.85 ? 'MET' : 'MISSED',
+      });
+      rows.push({ figure: `RSS growth during that download (${label})`, measured: `${mib(g)} MiB (worst of ${rounds})`, baseline: '—', ratio: '—', goal: '< 16 MiB', verdict: g < 16 * MiB ? 'MET' : 'MISSED' });
+    }
   } finally {
     await end(server);
     rmSync(src, { force: true });

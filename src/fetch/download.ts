@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import { mkdir, rename, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -6,6 +5,7 @@ import { DownloadError, describeUrl, errorMessage, type DownloadErrorCode } from
 import { PartFile, fileSize, fsyncDirectory, isLocalError, sha256File } from './files.js';
 import { createProgressReporter, type ProgressReporter } from './progress.js';
 import { openResponse, parseDownloadUrl, type TlsOptions } from './request.js';
+import type { DownloadResponse, HttpClientChoice } from './response.js';
 import { computeBackoffMs } from './retry.js';
 import { assertFreeSpace } from './space.js';
 import { TokenBucket } from './throttle.js';
@@ -13,6 +13,7 @@ import { TokenBucket } from './throttle.js';
 export { DownloadError, type DownloadErrorCode, type DownloadErrorOptions } from './errors.js';
 export { createProgressReporter, type ProgressCallback, type ProgressReporter } from './progress.js';
 export type { TlsOptions } from './request.js';
+export type { HttpClientChoice } from './response.js';
 export { computeBackoffMs } from './retry.js';
 export { assertFreeSpace, availableBytes, type FsSpaceStats } from './space.js';
 export { TokenBucket, computeThrottleDelayMs } from './throttle.js';
@@ -39,6 +40,11 @@ export interface DownloadRequest {
   /** When set, redirects may only lead to these hosts (the announcement's URL was vetted by the caller). */
   allowedHosts?: readonly string[] | undefined;
   tls?: TlsOptions;
+  /**
+   * HTTP client. Default 'fixed-buffer' (constant memory: one read buffer per connection, for
+   * http: and https:); 'node-http' is Node's http/https modules, kept for A/B benches and tests.
+   */
+  httpClient?: HttpClientChoice;
 }
 
 export interface DownloadResult {
@@ -78,6 +84,7 @@ interface Transfer {
   readonly headers: Record<string, string> | undefined;
   readonly tls: TlsOptions | undefined;
   readonly allowedHosts: readonly string[] | undefined;
+  readonly httpClient: HttpClientChoice | undefined;
   readonly timeoutMs: number;
   readonly maxAttempts: number;
   readonly bucket: TokenBucket | undefined;
@@ -134,6 +141,7 @@ function newTransfer(
     headers: req.headers,
     tls: req.tls,
     allowedHosts: req.allowedHosts,
+    httpClient: req.httpClient,
     timeoutMs: req.timeoutMs ?? DEFAULT_TIMEOUT_MS,
     maxAttempts: Math.max(1, Math.floor(req.maxAttempts ?? DEFAULT_MAX_ATTEMPTS)),
     bucket: rate !== undefined && rate > 0 ? new TokenBucket(rate) : undefined,
@@ -199,6 +207,7 @@ async function transferOnce(t: Transfer): Promise<void> {
     timeoutMs: t.timeoutMs,
     maxRedirects: MAX_REDIRECTS,
     allowedHosts: t.allowedHosts,
+    httpClient: t.httpClient,
   });
   try {
     await acceptResponse(res, url, t);
@@ -219,8 +228,8 @@ function requestHeaders(custom: Record<string, string> | undefined, offset: numb
 }
 
 /** Validates status and announced lengths, and lines the .part up with where the body starts. */
-async function acceptResponse(res: IncomingMessage, url: URL, t: Transfer): Promise<void> {
-  const status = res.statusCode ?? 0;
+async function acceptResponse(res: DownloadResponse, url: URL, t: Transfer): Promise<void> {
+  const status = res.status;
   if (status === 200) return acceptFullBody(res, url, t);
   if (status === 206) return acceptPartialBody(res, url, t);
   if (status === 416 && t.part.bytes > 0) {
@@ -236,15 +245,15 @@ async function acceptResponse(res: IncomingMessage, url: URL, t: Transfer): Prom
   throw httpStatusError(status, res.statusMessage, url);
 }
 
-async function acceptFullBody(res: IncomingMessage, url: URL, t: Transfer): Promise<void> {
+async function acceptFullBody(res: DownloadResponse, url: URL, t: Transfer): Promise<void> {
   // Server ignored our Range header (or we sent none): the body starts at byte 0.
   if (t.part.bytes > 0) await restartFromZero(t);
   const length = contentLength(res);
   if (length !== undefined) checkAnnouncedSize(length, t.size, url);
 }
 
-async function acceptPartialBody(res: IncomingMessage, url: URL, t: Transfer): Promise<void> {
-  const range = parseContentRange(res.headers['content-range']);
+async function acceptPartialBody(res: DownloadResponse, url: URL, t: Transfer): Promise<void> {
+  const range = parseContentRange(res.header('content-range'));
   if (range === undefined || range.start !== t.part.bytes) {
     const requested = t.part.bytes;
     await restartFromZero(t);
@@ -288,8 +297,8 @@ function isRetryableStatus(status: number): boolean {
   return status >= 500 || status === 408 || status === 429;
 }
 
-function contentLength(res: IncomingMessage): number | undefined {
-  const raw = res.headers['content-length'];
+function contentLength(res: DownloadResponse): number | undefined {
+  const raw = res.header('content-length');
   if (raw === undefined || !/^\d+$/.test(raw)) return undefined;
   return Number(raw);
 }
@@ -302,22 +311,22 @@ function parseContentRange(raw: string | undefined): { start: number; total?: nu
 }
 
 /** Streams the body into the .part, enforcing the size limit, bandwidth limit and idle timeout. */
-async function receiveBody(res: IncomingMessage, url: URL, t: Transfer): Promise<void> {
-  const idle = watchIdle(res, url, t);
+async function receiveBody(res: DownloadResponse, url: URL, t: Transfer): Promise<void> {
   const stopAbortWatch = onAbort(t.signal, () => res.destroy(abortedError(t)));
   try {
-    idle.arm();
-    for await (const chunk of res as AsyncIterable<Buffer>) {
-      idle.disarm();
-      await storeChunk(chunk, url, t);
-      idle.arm();
-    }
+    await res.readBody((chunk) => storeChunk(chunk, url, t), {
+      idleMs: t.timeoutMs,
+      idleError: () =>
+        new DownloadError(
+          'DOWNLOAD_NETWORK',
+          `no data from ${describeUrl(url)} for ${t.timeoutMs / 1000}s at byte ${t.part.received} of ${t.size}`,
+        ),
+    });
   } catch (err) {
     // Bytes received before the failure are a valid prefix: keep them so the retry resumes after them.
     await flushAfterFailure(t);
     throw err;
   } finally {
-    idle.disarm();
     stopAbortWatch();
   }
   await t.part.flush();
@@ -339,49 +348,24 @@ async function flushAfterFailure(t: Transfer): Promise<void> {
   }
 }
 
-async function storeChunk(chunk: Buffer, url: URL, t: Transfer): Promise<void> {
+/**
+ * The body sink: `chunk` is copied into the .part's write buffer before this returns (the
+ * fixed-buffer client reuses its memory). A promise means "read no more until it settles": the
+ * write buffers are full, or the bandwidth limit wants a pause.
+ */
+function storeChunk(chunk: Buffer, url: URL, t: Transfer): Promise<void> | undefined {
   if (t.part.received + chunk.length > t.size) {
     throw new DownloadError(
       'DOWNLOAD_TOO_LARGE',
       `${describeUrl(url)} sent more than the expected ${t.size} bytes; stopped reading`,
     );
   }
-  const delay = t.bucket?.take(chunk.length) ?? 0;
-  if (delay > 0) await sleep(delay, undefined, { signal: t.signal });
-  await t.part.append(chunk);
+  const stored = t.part.append(chunk);
   t.progress.update(t.part.received);
-}
-
-interface IdleWatch {
-  arm(): void;
-  disarm(): void;
-}
-
-/**
- * Idle timeout that only runs while we wait for the server. A socket timeout would also count the
- * time we spend throttling or writing, and fire on a slow disk or a low bandwidth limit.
- */
-function watchIdle(res: IncomingMessage, url: URL, t: Transfer): IdleWatch {
-  let timer: NodeJS.Timeout | undefined;
-  const disarm = (): void => {
-    if (timer !== undefined) clearTimeout(timer);
-    timer = undefined;
-  };
-  const fire = (): void => {
-    res.destroy(
-      new DownloadError(
-        'DOWNLOAD_NETWORK',
-        `no data from ${describeUrl(url)} for ${t.timeoutMs / 1000}s at byte ${t.part.received} of ${t.size}`,
-      ),
-    );
-  };
-  return {
-    arm() {
-      disarm();
-      timer = setTimeout(fire, t.timeoutMs);
-    },
-    disarm,
-  };
+  const delay = t.bucket?.take(chunk.length) ?? 0;
+  if (delay <= 0) return stored;
+  const pause = sleep(delay, undefined, { signal: t.signal });
+  return stored === undefined ? pause : Promise.all([stored, pause]).then(() => undefined);
 }
 
 function onAbort(signal: AbortSignal | undefined, handler: () => void): () => void {

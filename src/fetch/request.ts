@@ -1,6 +1,9 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { DownloadError, describeUrl } from './errors.js';
+import { fromIncomingMessage } from './node-response.js';
+import { rawGet } from './raw-http.js';
+import type { DownloadResponse, HttpClientChoice } from './response.js';
 
 export interface TlsOptions {
   ca?: string;
@@ -17,10 +20,12 @@ export interface GetOptions {
   timeoutMs: number;
   maxRedirects: number;
   allowedHosts?: readonly string[] | undefined;
+  /** The fixed-buffer client unless 'node-http' is asked for (A/B benches, tests). */
+  httpClient?: HttpClientChoice | undefined;
 }
 
 export interface OpenedResponse {
-  res: IncomingMessage;
+  res: DownloadResponse;
   /** Where the response actually came from, after redirects. */
   url: URL;
 }
@@ -62,7 +67,7 @@ export async function openResponse(start: URL, options: GetOptions): Promise<Ope
       throw new DownloadError(
         'DOWNLOAD_HTTP_STATUS',
         `too many redirects (more than ${options.maxRedirects}) while downloading ${describeUrl(start)}`,
-        { status: res.statusCode },
+        { status: res.status },
       );
     }
     const next = resolveRedirect(url, location);
@@ -74,10 +79,10 @@ export async function openResponse(start: URL, options: GetOptions): Promise<Ope
   }
 }
 
-function redirectLocation(res: IncomingMessage, url: URL): string | undefined {
-  const status = res.statusCode ?? 0;
+function redirectLocation(res: DownloadResponse, url: URL): string | undefined {
+  const status = res.status;
   if (!REDIRECT_STATUSES.has(status)) return undefined;
-  const location = res.headers.location;
+  const location = res.header('location');
   if (location === undefined || location === '') {
     res.destroy();
     throw new DownloadError(
@@ -125,7 +130,15 @@ function tlsRequestOptions(tls: TlsOptions | undefined): https.RequestOptions {
   return options;
 }
 
-function sendGet(url: URL, headers: Record<string, string>, options: GetOptions): Promise<IncomingMessage> {
+function sendGet(url: URL, headers: Record<string, string>, options: GetOptions): Promise<DownloadResponse> {
+  if (options.httpClient !== 'node-http') {
+    return rawGet(url, headers, { signal: options.signal, timeoutMs: options.timeoutMs, tls: options.tls });
+  }
+  return sendNodeGet(url, headers, options).then(fromIncomingMessage);
+}
+
+/** Node's http/https clients: kept as the reference the fixed-buffer client is measured against. */
+function sendNodeGet(url: URL, headers: Record<string, string>, options: GetOptions): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     // agent: false gives every attempt a fresh connection, so a retry never lands on the socket
     // that just failed, and the per-request TLS options are always honoured.

@@ -16,6 +16,7 @@ import {
   downloadArtifact,
   type DownloadErrorCode,
   type DownloadRequest,
+  type HttpClientChoice,
 } from '../../src/fetch/index.js';
 import { PartFile } from '../../src/fetch/files.js';
 
@@ -103,8 +104,13 @@ function sendThenStall(res: http.ServerResponse, count: number): void {
   res.write(ARTIFACT.subarray(0, count));
 }
 
+// Every downloadArtifact test runs with both clients for http: URLs: the fixed-buffer one (the
+// default) and Node's http module (what https uses).
+let httpClient: HttpClientChoice = 'fixed-buffer';
+
 function request(server: TestServer, extra: Partial<DownloadRequest> = {}): DownloadRequest {
   return {
+    httpClient,
     url: server.url(),
     destPath: path.join(dir, 'artifact.bin'),
     sha256: ARTIFACT_SHA,
@@ -132,7 +138,11 @@ function expectArtifactAtDest(): void {
   expect(fs.existsSync(partPath())).toBe(false);
 }
 
-describe('downloadArtifact', () => {
+describe.each(['fixed-buffer', 'node-http'] as const)('downloadArtifact (%s client)', (client) => {
+  beforeEach(() => {
+    httpClient = client;
+  });
+
   it('downloads, verifies and reports throttled progress ending with a final call', async () => {
     const server = await startServer((req, res) => sendArtifact(req, res));
     const calls: Array<[number, number]> = [];
@@ -230,7 +240,7 @@ describe('downloadArtifact', () => {
       res.write(big.subarray(0, dropAfter), () => res.socket?.end());
     });
 
-    const result = await downloadArtifact({ url: server.url(), destPath: destPath(), sha256: sha256(big), size: big.length });
+    const result = await downloadArtifact({ httpClient, url: server.url(), destPath: destPath(), sha256: sha256(big), size: big.length });
 
     // Bytes still in the unwritten batch when the connection closed are written, not dropped: the
     // resume starts past the last full batch (Node may lose only what it never handed over).
@@ -263,7 +273,7 @@ describe('downloadArtifact', () => {
     const dest = path.join(small, 'artifact.bin');
 
     const err = await expectDownloadError(
-      downloadArtifact({ url: server.url(), destPath: dest, sha256: sha256(big), size: big.length }),
+      downloadArtifact({ httpClient, url: server.url(), destPath: dest, sha256: sha256(big), size: big.length }),
       'DOWNLOAD_NO_SPACE',
     );
 
