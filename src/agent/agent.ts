@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events';
 import type { BootInfo, RebootOutcome, UpdateBackend } from '../core/backend.js';
 import { admitAnnouncement, channelKey, type AnnouncementDecision } from '../core/admission.js';
 import { onResume, step, type EventInput } from '../core/machine.js';
+import { effectFailpoint } from './failpoints.js';
 import { CANCELLABLE_STATES, nextState, TERMINAL_STATES, type State } from '../core/transitions.js';
 import type { FailureReason, RejectReason } from '../core/reasons.js';
 import type { UpdateRecord } from '../core/update-record.js';
@@ -331,7 +332,11 @@ export class Agent extends EventEmitter<AgentEvents> {
       this.again = true;
       return;
     }
-    this.driving = this.drive()
+    // Never synchronously: kick() is also called inside the SQLite transaction that commits a
+    // command's transition, and an effect must not start before that commit (tests/faults found an
+    // effect that ran, and crashed the agent, while the rollback it belonged to was uncommitted).
+    this.driving = Promise.resolve()
+      .then(() => this.drive())
       .catch((e: unknown) => this.deps.log.error({ err: e instanceof Error ? e.stack : String(e) }, 'lifecycle loop failed'))
       .finally(() => {
         this.driving = null;
@@ -404,6 +409,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       if (TERMINAL_STATES.includes(rec.state)) return await finish(rec, env);
       const effect = EFFECTS[rec.state];
       if (!effect) throw new Error(`no effect for state ${rec.state}`);
+      await effectFailpoint(rec.state, abort.signal);
       return await effect(rec, env);
     } catch (e) {
       // Aborted because a command moved the update on (a cancel), or because the agent stops.

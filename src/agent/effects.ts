@@ -182,7 +182,9 @@ export const EFFECTS: Partial<Record<State, Effect>> = {
 export async function finish(rec: UpdateRecord, env: EffectEnv): Promise<EffectResult> {
   try {
     if (rec.announcement) await env.backend.discardDownload(rec.announcement);
-    const onUnverifiedSlot = rec.outcome?.reason === 'REVERT_FAILED' && env.boot.bootedSlot === rec.newSlot;
+    // Failed while booted on the new slot means a revert that did not happen (it failed, did not
+    // take, or the agent kept dying in it): never pin that unverified slot as the next boot.
+    const onUnverifiedSlot = rec.state === 'failed' && rec.kind === 'update' && env.boot.bootedSlot === rec.newSlot;
     // After a fallback the bootloader chose the old slot, but nothing may have told the backend
     // (an OSTree default stays on the new deployment): make the running slot the next boot's choice.
     const fellBack = rec.outcome?.reason === 'BOOTLOADER_FALLBACK';

@@ -12,6 +12,7 @@ import { AgentStore } from '../store/agent-store.js';
 import { createLogger, type Logger } from '../util/log.js';
 import { AGENT_VERSION } from '../version.js';
 import { Agent } from './agent.js';
+import { withFailpoints } from './failpoints.js';
 import { startControlServer } from '../control/server.js';
 
 export function databasePath(config: Config): string {
@@ -26,8 +27,8 @@ export function controlSocketPath(config: Config): string {
 // The default logger also feeds agentLogTail: a failed verdict's fallback for the journal tail.
 export async function runAgent(config: Config, log: Logger = createLogger(config.log.level, 'ota-agent', teeLogDestination(agentLogTail))): Promise<number> {
   const trust = trustPolicy(config);
-  const store = new AgentStore(databasePath(config));
-  const backend = await createBackend(config, log);
+  const store = new AgentStore(databasePath(config), { historyKeep: config.limits.historyKeep });
+  const backend = withFailpoints(await createBackend(config, log));
   const agent = new Agent({
     config,
     store,

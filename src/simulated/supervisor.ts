@@ -27,11 +27,17 @@ export class SimulatedDevice {
   private boots = 0;
   private stopped = false;
   private exitWaiters: Array<(code: number | null) => void> = [];
+  private killedUnasked = false;
 
   constructor(private readonly opts: SupervisorOptions) {}
 
   get pid(): number | undefined {
     return this.child?.pid;
+  }
+
+  /** The last agent process died of a signal nobody here sent (it killed itself, or the OOM killer did): systemd's Restart=on-failure would start it again. */
+  get diedUnasked(): boolean {
+    return this.killedUnasked;
   }
 
   get bootCount(): number {
@@ -45,6 +51,7 @@ export class SimulatedDevice {
 
   private spawnAgent(): void {
     this.boots++;
+    this.killedUnasked = false;
     this.opts.onBoot?.(this.boots);
     const child = spawn(process.execPath, [this.opts.entry ?? AGENT_ENTRY, '--config', this.opts.configPath, 'run'], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -64,8 +71,9 @@ export class SimulatedDevice {
     };
     child.stdout?.on('data', lines('stdout'));
     child.stderr?.on('data', lines('stderr'));
-    child.on('exit', (code) => {
+    child.on('exit', (code, signal) => {
       this.child = null;
+      this.killedUnasked = signal !== null && !this.stopped;
       if (code === REBOOT_EXIT_CODE && !this.stopped) {
         this.spawnAgent();
         return;

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, it } from 'vitest';
 import { Mosquitto } from '../helpers/mosquitto.js';
 import { SimLab } from '../helpers/sim-lab.js';
 import { crashMatrix } from './lib/matrix-test.js';
-import { ostreeRig, ostreeScenarios } from './lib/ostree-rig.js';
+import { ostreeFaultBase, ostreeRig, ostreeScenarios } from './lib/ostree-rig.js';
+import { faultScenarios } from './lib/fault-scenarios.js';
 
 let broker: Mosquitto;
 let lab: SimLab;
@@ -20,8 +21,8 @@ afterAll(async () => {
 
 describe('crash at every step: OSTree backend', () => {
   it('every reached transition, killed before and after its commit, converges to the undisturbed result', async () => {
-    const s = ostreeScenarios();
-    const order = ['good', 'checkFails', 'fallback', 'downloadFails'] as const;
-    await crashMatrix('ostree', lab, (key) => ostreeRig(lab, key), order.map((key) => ({ key, sc: s[key] })));
+    const s = ostreeScenarios(lab);
+    const order = ['good', 'checkFails', 'fallback', 'downloadFails', 'rollback', 'rebootAfterInstall'] as const;
+    await crashMatrix('ostree', lab, (key) => ostreeRig(lab, key), [...order.map((key) => ({ key, sc: s[key] })), ...faultScenarios(lab, ostreeFaultBase(lab))]);
   }, 40 * 60_000);
 });

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, it } from 'vitest';
 import { Mosquitto } from '../helpers/mosquitto.js';
 import { SimLab } from '../helpers/sim-lab.js';
 import { crashMatrix } from './lib/matrix-test.js';
-import { raucRig, raucScenarios } from './lib/rauc-rig.js';
+import { raucFaultBase, raucRig, raucScenarios } from './lib/rauc-rig.js';
+import { faultScenarios } from './lib/fault-scenarios.js';
 
 let broker: Mosquitto;
 let lab: SimLab;
@@ -22,7 +23,8 @@ afterAll(async () => {
 describe('crash at every step: RAUC backend', () => {
   it('every reached transition, killed before and after its commit, converges to the undisturbed result', async () => {
     const s = raucScenarios(lab);
-    const order = ['good', 'checkFails', 'fallback', 'installFails', 'downloadFails', 'cancel', 'rebootCommand', 'rollback'] as const;
-    await crashMatrix('rauc', lab, (key) => raucRig(lab, key), order.map((key) => ({ key, sc: s[key] })));
+    const order = ['good', 'checkFails', 'fallback', 'installFails', 'downloadFails', 'cancel', 'rebootCommand', 'rollback', 'powerCutAfterInstall'] as const;
+    // The fault scenarios (lib/fault-scenarios.ts) minus two that `cancel` (a slow download) and `rebootCommand` cover here.
+    await crashMatrix('rauc', lab, (key) => raucRig(lab, key), [...order.map((key) => ({ key, sc: s[key] })), ...faultScenarios(lab, raucFaultBase(lab), ['downloadingCancel', 'rebootWindowOpens'])]);
   }, 40 * 60_000);
 });

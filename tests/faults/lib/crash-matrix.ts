@@ -20,6 +20,8 @@ export interface RigDevice {
   logs: string[];
   /** How many installs the backend carried out (from its own log), null where not observable. */
   installs(): number | null;
+  /** Power off and on: the bootloader picks the slot, the device's services and the agent start again (where the rig can). */
+  powerCycle?: () => Promise<void>;
   close(): Promise<void>;
 }
 
@@ -27,6 +29,10 @@ export interface Scenario<D extends RigDevice> {
   name: string;
   /** Starts and steers the scenario (announcements, commands); resolves with the update id to follow. */
   drive(d: D): Promise<string>;
+  /** OTA_AGENT_FAILPOINTS for every agent process of the run (src/agent/failpoints.ts). */
+  failpoints?: string;
+  /** How a self-killed agent comes back: started again (systemd's Restart=), or the power goes (the rig's powerCycle). */
+  afterCrash?: 'restart' | 'power-cycle';
 }
 
 export interface RunReport {
@@ -68,15 +74,24 @@ function armCrash(spec: string | null, marker: string | null): void {
   }
 }
 
-/** Plays systemd's Restart= for a crashed agent: once the marker says the crash point fired and the process is gone, start it again. */
-function restartAfterCrash(d: RigDevice, marker: string): { stop: () => void; restarts: () => number } {
+/**
+ * Plays systemd's Restart=on-failure: an agent that killed itself (a crash point, a crash failpoint)
+ * is started again — or, for a scenario that says so, the device is power-cycled instead.
+ */
+function restartAfterCrash(d: RigDevice, how: 'restart' | 'power-cycle'): { stop: () => void; restarts: () => number } {
   let n = 0;
   let stopped = false;
+  let busy = false;
   const tick = setInterval(() => {
-    if (stopped || n > 0) return;
-    if (existsSync(marker) && d.agent.pid === undefined) {
+    if (stopped || busy) return;
+    if (d.agent.pid === undefined && d.agent.diedUnasked) {
       n++;
-      d.agent.start();
+      if (how === 'power-cycle' && d.powerCycle) {
+        busy = true;
+        void d.powerCycle().finally(() => (busy = false));
+      } else {
+        d.agent.start();
+      }
     }
   }, 25);
   return {
@@ -93,13 +108,17 @@ export async function runOnce<D extends RigDevice>(lab: SimLab, create: () => Pr
   const spec = crash ? `${crash.when}:${fmt(crash.row)}` : null;
   const marker = crash ? join(lab.dir, `crash-${randomBytes(4).toString('hex')}`) : null;
   armCrash(spec, marker);
+  if (sc.failpoints) process.env.OTA_AGENT_FAILPOINTS = sc.failpoints;
   let d: D | null = null;
   let guard: ReturnType<typeof restartAfterCrash> | null = null;
   try {
     d = await create();
-    if (marker) guard = restartAfterCrash(d, marker);
+    if (sc.afterCrash === 'power-cycle' && !d.powerCycle) throw new Error(`${sc.name}: this rig cannot power-cycle`);
+    guard = restartAfterCrash(d, sc.afterCrash ?? 'restart');
     const dev = d;
-    const updateId = await sc.drive(dev);
+    const updateId = await sc.drive(dev).catch((e: Error) => {
+      throw new Error(`${sc.name} ${spec ?? 'undisturbed'}: ${e.message}\n${diagnose(lab, dev, marker, guard?.restarts() ?? 0)}`);
+    });
     const final = await lab.watcher.waitForResult(dev.id, updateId, timeoutMs).catch((e: Error) => {
       throw new Error(`${sc.name} ${spec ?? 'undisturbed'}: ${e.message}\n${diagnose(lab, dev, marker, guard?.restarts() ?? 0)}`);
     });
@@ -133,6 +152,7 @@ export async function runOnce<D extends RigDevice>(lab: SimLab, create: () => Pr
   } finally {
     guard?.stop();
     armCrash(null, null);
+    delete process.env.OTA_AGENT_FAILPOINTS;
     await d?.close();
   }
 }

@@ -1,5 +1,6 @@
 // Runs a crash matrix inside one vitest test and reports it: the JSON goes to .tmp/faults/, the
 // figures to the summary, and every run that did not converge fails the test with its problems.
+import { createHash } from 'node:crypto';
 import { expect } from 'vitest';
 import type { SimLab } from '../../helpers/sim-lab.js';
 import { judge, parseRow, planMatrix, runOnce, type MatrixReport, type RunReport, type RigDevice, type Scenario } from './crash-matrix.js';
@@ -55,7 +56,8 @@ export async function crashMatrix<D extends RigDevice>(backend: string, lab: Sim
     failures,
     plan: plan.map((p) => ({ scenario: p.scenario, row: rowKey(p.row) })),
   };
-  const suffix = only?.length ? `-only-${only.join('+')}` : '';
+  const joined = only?.join('+') ?? '';
+  const suffix = only?.length ? `-only-${joined.length > 80 ? `${only.length}-scenarios-${createHash('sha256').update(joined).digest('hex').slice(0, 8)}` : joined}` : '';
   writeJson(`crash-matrix-${backend}${suffix}.json`, report);
   record(`crash-${backend}${suffix}`, {
     scenario: `crash at every step (${backend})`,

@@ -6,6 +6,7 @@ import { RaucDevice, type RaucDeviceOptions } from '../../helpers/rauc-device.js
 import type { SimLab } from '../../helpers/sim-lab.js';
 import type { RigDevice, Scenario } from './crash-matrix.js';
 import { commandUntilAccepted, updateIdOfStep, waitState } from './fleet-side.js';
+import type { FaultBase } from './fault-scenarios.js';
 
 export interface RaucRigDevice extends RigDevice {
   dev: RaucDevice;
@@ -27,7 +28,21 @@ export async function patchRaucConfig(d: RaucDevice, patch: (c: Record<string, u
 }
 
 export function wrapRauc(d: RaucDevice): RaucRigDevice {
-  return { id: d.id, dbPath: join(d.dir, 'state', 'agent.db'), agent: d.agent, logs: d.logs, installs: () => raucInstalls(d), close: () => d.close(), dev: d };
+  return {
+    id: d.id,
+    dbPath: join(d.dir, 'state', 'agent.db'),
+    agent: d.agent,
+    logs: d.logs,
+    installs: () => raucInstalls(d),
+    // The agent is already dead; RAUC goes down with the power; the bootloader picks the slot.
+    powerCycle: async () => {
+      d.lab.watcher.online.set(d.id, false);
+      await d.testbed.simulateBoot();
+      d.agent.start();
+    },
+    close: () => d.close(),
+    dev: d,
+  };
 }
 
 export function raucRig(lab: SimLab, key: string): () => Promise<RaucRigDevice> {
@@ -48,7 +63,7 @@ export function raucRig(lab: SimLab, key: string): () => Promise<RaucRigDevice> 
   };
 }
 
-export type RaucScenarioKey = 'good' | 'checkFails' | 'fallback' | 'installFails' | 'downloadFails' | 'cancel' | 'rebootCommand' | 'rollback';
+export type RaucScenarioKey = 'good' | 'checkFails' | 'fallback' | 'installFails' | 'downloadFails' | 'cancel' | 'rebootCommand' | 'rollback' | 'powerCutAfterInstall';
 
 export function raucScenarios(lab: SimLab): Record<RaucScenarioKey, Scenario<RaucRigDevice>> {
   const go = async (r: RaucRigDevice, version: string, files?: Record<string, string>, artifactPatch: Record<string, unknown> = {}, compatible?: string) => {
@@ -74,6 +89,13 @@ export function raucScenarios(lab: SimLab): Record<RaucScenarioKey, Scenario<Rau
         return id;
       },
     },
+    powerCutAfterInstall: {
+      // RAUC has written the slot and made it primary; the power goes before INSTALLED is recorded.
+      name: 'power cut right after the install',
+      failpoints: 'backend.install=crash-after',
+      afterCrash: 'power-cycle',
+      drive: (r) => go(r, '1.1.0'),
+    },
     rebootCommand: {
       name: 'reboot on command',
       drive: async (r) => {
@@ -96,5 +118,17 @@ export function raucScenarios(lab: SimLab): Record<RaucScenarioKey, Scenario<Rau
         return updateIdOfStep(lab, r.id, 'idle', 'rolling-back');
       },
     },
+  };
+}
+
+/** How the fault scenarios (lib/fault-scenarios.ts) announce on a RAUC device. */
+export function raucFaultBase(lab: SimLab): FaultBase<RaucRigDevice> {
+  return {
+    announce: async (r, o) => {
+      lab.artifacts.setRate(0);
+      const bundle = await r.dev.testbed.buildBundle('1.1.0', o.failing ? { files: { health: 'degraded' } } : {});
+      return (await r.dev.announce(bundle, '1.1.0', o.window ? { rollout: { percent: 100, window: o.window } } : {})).id;
+    },
+    rollback: (r) => raucScenarios(lab).rollback.drive(r),
   };
 }

@@ -1,9 +1,11 @@
 // The crash-matrix scenarios on the SIMULATED backend (src/simulated): every outcome the table has
 // that a scenario can reach, driven over a real mosquitto by signed announcements and commands.
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SimLab, LabDevice } from '../../helpers/sim-lab.js';
 import type { RigDevice, Scenario } from './crash-matrix.js';
 import { commandUntilAccepted, updateIdOfStep, waitState } from './fleet-side.js';
+import type { FaultBase } from './fault-scenarios.js';
 
 export interface SimRigDevice extends RigDevice {
   lab: LabDevice;
@@ -12,11 +14,24 @@ export interface SimRigDevice extends RigDevice {
 export function simRig(lab: SimLab, opts: { rebootOnCommand?: boolean } = {}): () => Promise<SimRigDevice> {
   return async () => {
     const d = await lab.device(opts.rebootOnCommand ? { configOverride: (c) => ({ ...c, reboot: { waitForCommand: true } }) } : {});
-    return { id: d.id, dbPath: join(d.dir, 'state', 'agent.db'), agent: d.sim, logs: d.logs, installs: () => null, close: () => d.sim.stop(), lab: d };
+    return {
+      id: d.id,
+      dbPath: join(d.dir, 'state', 'agent.db'),
+      agent: d.sim,
+      logs: d.logs,
+      installs: () => null,
+      // What the simulated backend's own reboot leaves behind: the bootloader picks the slot at the next start.
+      powerCycle: async () => {
+        writeFileSync(join(d.dir, 'device', 'reboot-requested'), 'power cut\n');
+        d.sim.start();
+      },
+      close: () => d.sim.stop(),
+      lab: d,
+    };
   };
 }
 
-export type SimScenarioKey = 'good' | 'checkFails' | 'fallback' | 'installFails' | 'downloadFails' | 'cancel' | 'deferredCancel' | 'rebootCommand' | 'rollback';
+export type SimScenarioKey = 'good' | 'checkFails' | 'fallback' | 'installFails' | 'downloadFails' | 'cancel' | 'rebootCommand' | 'rollback' | 'powerCutAfterInstall';
 
 export function simScenarios(lab: SimLab): Record<SimScenarioKey, Scenario<SimRigDevice>> {
   const announce = async (d: SimRigDevice, ...args: Parameters<SimLab['announcement']> extends [unknown, ...infer R] ? R : never) => {
@@ -53,16 +68,12 @@ export function simScenarios(lab: SimLab): Record<SimScenarioKey, Scenario<SimRi
         return id;
       },
     },
-    deferredCancel: {
-      name: 'cancel while deferred for the maintenance window',
-      drive: async (d) => {
-        // A window that opens twelve hours from now: the update waits in deferred.
-        const hour = (new Date().getUTCHours() + 12) % 24;
-        const id = await announce(d, '1.1.0', { patch: { rollout: { percent: 100, window: { cron: `0 ${hour} * * *`, durationMinutes: 60, timezone: 'UTC', applies: 'install' } } } });
-        await waitState(lab, d.id, ['deferred']);
-        await commandUntilAccepted(lab, d.id, 'cancel', () => lab.watcher.eventsOf(d.id).some((e) => e.updateId === id && e.to === 'cancelled'));
-        return id;
-      },
+    powerCutAfterInstall: {
+      // The slot is written and chosen for the next boot; the power goes before INSTALLED is recorded.
+      name: 'power cut right after the install',
+      failpoints: 'backend.install=crash-after',
+      afterCrash: 'power-cycle',
+      drive: (d) => announce(d, '1.1.0'),
     },
     rebootCommand: {
       name: 'reboot on command',
@@ -83,5 +94,18 @@ export function simScenarios(lab: SimLab): Record<SimScenarioKey, Scenario<SimRi
         return updateIdOfStep(lab, d.id, 'idle', 'rolling-back');
       },
     },
+  };
+}
+
+/** How the fault scenarios (lib/fault-scenarios.ts) announce on a simulated device. */
+export function simFaultBase(lab: SimLab): FaultBase<SimRigDevice> {
+  return {
+    announce: async (d, o) => {
+      lab.artifacts.setRate(0);
+      const a = lab.announcement(d.lab, '1.1.0', { ...(o.failing ? { health: 'degraded' } : {}), ...(o.window ? { patch: { rollout: { percent: 100, window: o.window } } } : {}) });
+      await lab.announce(d.lab, a);
+      return a.id;
+    },
+    rollback: (d) => simScenarios(lab).rollback.drive(d),
   };
 }
