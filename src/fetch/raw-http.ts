@@ -18,7 +18,7 @@ import {
   type BodyFraming,
   type ResponseHead,
 } from './http-framing.js';
-import type { TlsOptions } from './request.js';
+import { nodeTlsOptions, type TlsOptions } from './tls-options.js';
 import type { BodyOptions, BodySink, DownloadResponse } from './response.js';
 
 // One socket read at most. Larger than Node's 64 KiB stream reads: on a fast link each read takes
@@ -66,14 +66,6 @@ function encodeRequest(url: URL, headers: Record<string, string>): Buffer {
   return Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'latin1');
 }
 
-function tlsConnectOptions(options: TlsOptions | undefined): tls.ConnectionOptions {
-  const out: tls.ConnectionOptions = {};
-  if (options?.ca !== undefined) out.ca = options.ca;
-  if (options?.cert !== undefined) out.cert = options.cert;
-  if (options?.key !== undefined) out.key = options.key;
-  if (options?.rejectUnauthorized !== undefined) out.rejectUnauthorized = options.rejectUnauthorized;
-  return out;
-}
 
 function connectHost(url: URL): string {
   // WHATWG keeps the brackets of an IPv6 literal in `hostname`; the resolver wants them off.
@@ -159,7 +151,7 @@ class RawResponse implements DownloadResponse {
         port: url.port === '' ? 443 : Number(url.port),
         // SNI and the certificate's name check, as https.request does (no SNI for an IP address).
         ...(net.isIP(host) === 0 ? { servername: host } : {}),
-        ...tlsConnectOptions(options.tls),
+        ...nodeTlsOptions(options.tls),
         onread,
       };
       this.socket = tls.connect(connect);

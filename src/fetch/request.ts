@@ -4,13 +4,9 @@ import { DownloadError, describeUrl } from './errors.js';
 import { fromIncomingMessage } from './node-response.js';
 import { rawGet } from './raw-http.js';
 import type { DownloadResponse, HttpClientChoice } from './response.js';
+import { nodeTlsOptions, type TlsOptions } from './tls-options.js';
 
-export interface TlsOptions {
-  ca?: string;
-  cert?: string;
-  key?: string;
-  rejectUnauthorized?: boolean;
-}
+export type { TlsOptions } from './tls-options.js';
 
 export interface GetOptions {
   headers: Record<string, string>;
@@ -121,14 +117,6 @@ function withoutCredentials(headers: Record<string, string>): Record<string, str
   return kept;
 }
 
-function tlsRequestOptions(tls: TlsOptions | undefined): https.RequestOptions {
-  const options: https.RequestOptions = {};
-  if (tls?.ca !== undefined) options.ca = tls.ca;
-  if (tls?.cert !== undefined) options.cert = tls.cert;
-  if (tls?.key !== undefined) options.key = tls.key;
-  if (tls?.rejectUnauthorized !== undefined) options.rejectUnauthorized = tls.rejectUnauthorized;
-  return options;
-}
 
 function sendGet(url: URL, headers: Record<string, string>, options: GetOptions): Promise<DownloadResponse> {
   if (options.httpClient !== 'node-http') {
@@ -146,7 +134,7 @@ function sendNodeGet(url: URL, headers: Record<string, string>, options: GetOpti
     if (options.signal !== undefined) base.signal = options.signal;
     const req =
       url.protocol === 'https:'
-        ? https.request(url, { ...base, ...tlsRequestOptions(options.tls) })
+        ? https.request(url, { ...base, ...nodeTlsOptions(options.tls) })
         : http.request(url, base);
     const timer = setTimeout(() => {
       req.destroy(
