@@ -163,7 +163,12 @@ function makeDevice(broker: string, name: string): Device {
 interface RunningAgent { proc: ChildProcess; refusals: () => number }
 
 function spawnAgent(dev: Device, flags: string[], cli = AGENT_CLI): RunningAgent {
-  const proc = own(process.execPath, [...flags, cli, '--config', dev.configPath, 'run'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // A variant token "env:NAME=VALUE" sets an environment variable (e.g. env:MALLOC_ARENA_MAX=2)
+  // instead of passing a node flag.
+  const env = { ...process.env };
+  for (const f of flags.filter((x) => x.startsWith('env:'))) env[f.slice(4, f.indexOf('='))] = f.slice(f.indexOf('=') + 1);
+  const nodeFlags = flags.filter((x) => !x.startsWith('env:'));
+  const proc = own(process.execPath, [...nodeFlags, cli, '--config', dev.configPath, 'run'], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let refusals = 0;
   let tail = '';
   // Counts "announcement refused" log lines (level warn) without keeping the output.

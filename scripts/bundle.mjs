@@ -18,6 +18,11 @@ await build({
   bundle: true,
   platform: 'node',
   format: 'esm',
+  // Code behind a dynamic import() (backends, health-check runners, fleet views) goes into chunks
+  // loaded only when used; without splitting, their top-level imports (dbus-next among them) would
+  // be hoisted into the entry and loaded by every agent at start.
+  splitting: true,
+  chunkNames: 'chunks/[name]-[hash]',
   target: 'node20',
   external: ['better-sqlite3', 'dbus-next', 'dbus-next/*', 'node-cron', 'aedes'],
   // Readable stack traces: whitespace and syntax are minified, names are kept.

@@ -1,13 +1,24 @@
 // D-Bus connections for the adapters. One short-lived connection per operation: a restarted bus
 // daemon or service then costs one failed call, never a stale proxy the agent cannot recover from.
-import dbus from 'dbus-next';
+import { createRequire } from 'node:module';
+import type dbus from 'dbus-next';
 export { withTimeout } from '../util/timeout.js';
+
+// dbus-next is loaded on the first D-Bus call, not at import: an agent whose backend and health
+// checks never touch D-Bus (the simulated backend, HTTP or command checks) then never pays for it
+// in idle memory (dbus-next with its XML parser and Long/JSBI is about 4 MiB of heap and code).
+let loaded: typeof dbus | undefined;
+function dbusNext(): typeof dbus {
+  loaded ??= createRequire(import.meta.url)('dbus-next') as typeof dbus;
+  return loaded;
+}
 
 export type MessageBus = dbus.MessageBus;
 
 /** `busAddress` (e.g. unix:path=/run/dbus/system_bus_socket) or the system bus, which honours DBUS_SYSTEM_BUS_ADDRESS. */
 export function connect(busAddress?: string): MessageBus {
-  const bus = busAddress ? dbus.sessionBus({ busAddress }) : dbus.systemBus();
+  const d = dbusNext();
+  const bus = busAddress ? d.sessionBus({ busAddress }) : d.systemBus();
   // Errors surface through the calls that fail; an unhandled 'error' event would crash the agent.
   bus.on('error', () => undefined);
   return bus;
@@ -49,7 +60,7 @@ export function dbusErrorText(e: unknown): string {
 export function unwrapVariants(dict: Record<string, unknown>): Record<string, string | number | boolean> {
   const out: Record<string, string | number | boolean> = {};
   for (const [k, v] of Object.entries(dict)) {
-    const value = v instanceof dbus.Variant ? (v.value as unknown) : v;
+    const value = v instanceof dbusNext().Variant ? (v.value as unknown) : v;
     out[k] = typeof value === 'bigint' ? Number(value) : (value as string | number | boolean);
   }
   return out;
