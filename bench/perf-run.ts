@@ -75,6 +75,8 @@ const { values } = parseArgs({
     'download-rounds': { type: 'string', default: '2' },
     'download-compare': { type: 'string' },
     'download-tls': { type: 'boolean', default: false },
+    // Extra fixed-buffer rounds with more node flags, e.g. '--no-opt' (semicolon-separated sets).
+    'download-flag-variants': { type: 'string', default: '' },
     'rauc-mib': { type: 'string', default: '200' },
     'rauc-rounds': { type: 'string', default: '2' },
     'agent-flags': { type: 'string', default: '--max-semi-space-size=1' }, // as systemd/ota-agent.service starts it
@@ -666,10 +668,12 @@ s.listen(0, '127.0.0.1', () => process.stdout.write(String(s.address().port) + '
     // hits both alike: 'fixed-buffer' (the default for http:) and Node's http module.
     // --download-compare label=path/to/perf-download-child.js adds another build's child (before/after).
     const ownChild = fileURLToPath(new URL('./perf-download-child.js', import.meta.url));
+    // Every child runs with the agent's node flags (--agent-flags, the unit's), as the agent would.
     const variants = [
-      { label: 'fixed-buffer', child: ownChild, client: 'fixed-buffer' },
-      { label: 'node-http', child: ownChild, client: 'node-http' },
-      ...(values['download-compare'] ?? '').split(';').filter(Boolean).map((c) => ({ label: c.slice(0, c.indexOf('=')), child: resolvePath(c.slice(c.indexOf('=') + 1)), client: 'node-http' })),
+      { label: 'fixed-buffer', child: ownChild, client: 'fixed-buffer', flags: AGENT_FLAGS },
+      { label: 'node-http', child: ownChild, client: 'node-http', flags: AGENT_FLAGS },
+      ...values['download-flag-variants'].split(';').map((f) => f.trim()).filter(Boolean).map((f) => ({ label: `fixed-buffer ${f}`, child: ownChild, client: 'fixed-buffer', flags: [...AGENT_FLAGS, ...f.split(' ')] })),
+      ...(values['download-compare'] ?? '').split(';').filter(Boolean).map((c) => ({ label: c.slice(0, c.indexOf('=')), child: resolvePath(c.slice(c.indexOf('=') + 1)), client: 'node-http', flags: AGENT_FLAGS })),
     ];
     const rounds = Math.max(1, Math.min(10, Number(values['download-rounds'])));
     const shaMs: number[] = [];
@@ -680,12 +684,12 @@ s.listen(0, '127.0.0.1', () => process.stdout.write(String(s.address().port) + '
       shaMs.push(await timeRun('sha256sum', [src]));
       // Rotated, so that over as many rounds as variants each one runs in every position once.
       const order = variants.map((_, i) => variants[(i + round) % variants.length] as (typeof variants)[number]);
-      for (const { label, child: childJs, client } of order) {
+      for (const { label, child: childJs, client, flags } of order) {
         rmSync(join(work, 'dl'), { recursive: true, force: true });
         loads.push(loadavg()[0] ?? 0);
         // In a fresh child process: its RSS before/peak is the download's alone.
         const url = `${useTls ? 'https' : 'http'}://127.0.0.1:${port}/artifact.bin`;
-        const child = own(process.execPath, [childJs, url, dest, sha256, String(bytes), client, ...(useTls ? [certFile] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
+        const child = own(process.execPath, [...flags, childJs, url, dest, sha256, String(bytes), client, ...(useTls ? [certFile] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
         let out = '';
         let err = '';
         child.stdout?.on('data', (b: Buffer) => (out += b.toString()));

@@ -5,11 +5,15 @@
 // native addon), dbus-next (optional native socket code and dynamic requires), node-cron (loaded
 // lazily with require, only for announcements with a window) and aedes (the demo's broker).
 import { build } from 'esbuild';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
 
 const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'));
 // Usage: node scripts/bundle.mjs [outdir]   (default dist/bundle; cross-build/ bundles into its staging tree)
 const outdir = process.argv[2] ?? 'dist/bundle';
+
+// Chunk names carry a content hash: chunks of an earlier build would pile up beside the new ones.
+rmSync(join(outdir, 'chunks'), { recursive: true, force: true });
 
 await build({
   entryPoints: { 'ota-agent': 'src/cli/ota-agent.ts', 'ota-fleet': 'src/cli/ota-fleet.ts' },

@@ -1,7 +1,7 @@
 // The agent's own most recent log lines, kept in memory: the fallback for a failed verdict's
 // journalTail where journalctl is missing or fails (containers, a journal the agent may not read).
-// A pino destination: src/agent/run.ts tees the agent's log into it.
-import { pino, type DestinationStream } from 'pino';
+// A log destination: src/agent/run.ts tees the agent's log into it.
+import { stdoutDestination, type LogDestination } from '../util/log.js';
 
 /** Lines kept by default; the verdict asks for `journalLines` (default 50) of them. */
 export const LOG_TAIL_LINES = 200;
@@ -19,7 +19,7 @@ export class LogTail {
     this.ring = new Array<string>(capacity);
   }
 
-  /** pino's destination interface: chunks of newline-terminated lines (a chunk may hold several). */
+  /** The log destination interface: chunks of newline-terminated lines (a chunk may hold several). */
   write(chunk: string | Uint8Array): boolean {
     const text = this.partial + (typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
     const parts = text.split('\n');
@@ -54,15 +54,13 @@ export class LogTail {
 /** The process-wide tail that the agent's logger feeds and failed verdicts read. */
 export const agentLogTail = new LogTail();
 
-/**
- * A pino destination writing to `main` (default: asynchronous stdout, as createLogger uses) and to
- * `tail`. Typed as a writable stream for createLogger; pino only ever calls write() (and flushSync).
- */
-export function teeLogDestination(tail: LogTail = agentLogTail, main: DestinationStream = pino.destination({ dest: 1, sync: false })): NodeJS.WritableStream {
-  // Each stream at the lowest level: the logger's own level is the only filter.
-  const tee = pino.multistream([
-    { level: 'trace', stream: main },
-    { level: 'trace', stream: tail },
-  ]);
-  return tee as unknown as NodeJS.WritableStream;
+/** A log destination writing each line to `main` (default: stdout, as createLogger uses) and to `tail`. */
+export function teeLogDestination(tail: LogTail = agentLogTail, main: LogDestination = stdoutDestination()): LogDestination {
+  return {
+    write(line: string): boolean {
+      main.write(line);
+      tail.write(line);
+      return true;
+    },
+  };
 }

@@ -2,8 +2,9 @@
 // retained state and online flag, and drains the SQLite outbox in order, deleting an event only
 // after the broker's PUBACK. Survives broker outages; never blocks the update on the broker.
 import { readFileSync } from 'node:fs';
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
 import type { Config } from '../config/schema.js';
+import { connectMqtt } from './connect.js';
 import type { DeviceState } from '../schemas/device-messages.js';
 import type { AgentStore } from '../store/agent-store.js';
 import type { Logger } from '../util/log.js';
@@ -69,7 +70,7 @@ export class MqttLink {
     const { deviceId } = this.config;
     const onlineTopic = this.topics.online(deviceId);
     const will = { topic: onlineTopic, payload: Buffer.from(JSON.stringify({ deviceId, online: false, at: new Date().toISOString() })), qos: 1 as const, retain: true };
-    const client = mqtt.connect(this.config.mqtt.url, clientOptions(this.config, will));
+    const client = connectMqtt(this.config.mqtt.url, clientOptions(this.config, will));
     this.client = client;
     client.on('connect', () => {
       this.log.info({ url: this.config.mqtt.url }, 'connected to broker');
