@@ -12,6 +12,14 @@ const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url),
 // Usage: node scripts/bundle.mjs [outdir]   (default dist/bundle; cross-build/ bundles into its staging tree)
 const outdir = process.argv[2] ?? 'dist/bundle';
 
+// mqtt.js loads worker-timers at start but uses it only in browsers: a stub that throws if used.
+const browserOnlyStubs = {
+  name: 'browser-only-stubs',
+  setup(b) {
+    b.onResolve({ filter: /^worker-timers$/ }, () => ({ path: new URL('./bundle-stubs/worker-timers.cjs', import.meta.url).pathname }));
+  },
+};
+
 // Chunk names carry a content hash: chunks of an earlier build would pile up beside the new ones.
 rmSync(join(outdir, 'chunks'), { recursive: true, force: true });
 
@@ -29,10 +37,13 @@ await build({
   chunkNames: 'chunks/[name]-[hash]',
   target: 'node20',
   external: ['better-sqlite3', 'dbus-next', 'dbus-next/*', 'node-cron', 'aedes'],
-  // Readable stack traces: whitespace and syntax are minified, names are kept.
+  // Readable stack traces: function and class names are kept; whitespace, syntax and local
+  // identifiers are minified (the source text stays in memory for V8's lazy compilation).
   minifyWhitespace: true,
   minifySyntax: true,
+  minifyIdentifiers: true,
   keepNames: true,
+  plugins: [browserOnlyStubs],
   // A bundled file has no package.json beside it to read the version from.
   define: { __OTA_AGENT_VERSION__: JSON.stringify(pkg.version) },
   // Some CommonJS dependencies call require(); an ES module has none of its own.

@@ -7,7 +7,6 @@ import { ConfigError, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { controlSocketPath, databasePath, runAgent } from '../agent/run.js';
 import { sendControl } from '../control/client.js';
-import { downloadArtifact } from '../fetch/download.js';
 import { join, resolve } from 'node:path';
 import { AgentStore } from '../store/agent-store.js';
 import { AGENT_VERSION } from '../version.js';
@@ -159,6 +158,7 @@ program
       if (!opts.sha256 || !opts.size) fail('a URL needs --sha256 and --size (the digest is what makes a download trustworthy)');
       path = join(c.stateDir, 'downloads', `incoming-${opts.sha256}`);
       try {
+        const { downloadArtifact } = await import('../fetch/download.js');
         await downloadArtifact({ url: source, destPath: path, sha256: opts.sha256, size: Number(opts.size) });
       } catch (e) {
         fail(`download failed: ${(e as Error).message}`, 1);

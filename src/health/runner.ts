@@ -1,9 +1,8 @@
 // Runs the configured checks and produces the verdict that decides commit vs. rollback.
-import { performance } from 'node:perf_hooks';
+// performance is the global one: importing node:perf_hooks would load it at start, not on first use.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runAttempt } from './attempt.js';
 import type { HealthContext } from './context.js';
-import { collectJournalTail } from './journal-tail.js';
 import { failed as failedOutcome, type AttemptOutcome } from './outcome.js';
 import type { HealthCheckResult, HealthCheckSpec, HealthVerdict, JournalTail } from './schema.js';
 
@@ -68,7 +67,7 @@ export async function runHealthChecks(
   const failed = results.filter((r) => r.required && !r.passed).map((r) => r.name);
   const verdict: HealthVerdict = { passed: failed.length === 0, startedAt, finishedAt: now().toISOString(), results, failed };
   if (!verdict.passed && opts.journalLines !== undefined && opts.journalLines > 0) {
-    const collect = opts.collectJournal ?? ((lines: number) => collectJournalTail({ lines }));
+    const collect = opts.collectJournal ?? ((lines: number) => import('./journal-tail.js').then((m) => m.collectJournalTail({ lines })));
     try {
       verdict.journalTail = await collect(opts.journalLines);
     } catch (e) {

@@ -3,8 +3,8 @@
 // NotifyAccess=all, since the sender is that child, not the agent). Since systemd 246,
 // systemd-notify waits until the manager has processed the message (a BARRIER=1 handshake), so the
 // message cannot be lost to the child exiting before systemd identified its sender.
-// Everything is a no-op outside systemd (NOTIFY_SOCKET unset): the CLI, tests, the demo.
-import { execFile } from 'node:child_process';
+// Everything is a no-op outside systemd (NOTIFY_SOCKET unset): the CLI, tests, the demo; there
+// node:child_process is not even loaded.
 
 export interface SdNotifyOptions {
   /** Environment to read NOTIFY_SOCKET / WATCHDOG_USEC / WATCHDOG_PID from; default process.env. */
@@ -24,12 +24,12 @@ export interface SdNotifyOptions {
 export function sdNotify(args: string[], opts: SdNotifyOptions = {}): Promise<boolean> {
   const env = opts.env ?? process.env;
   if (!env.NOTIFY_SOCKET) return Promise.resolve(false);
-  return new Promise((resolve, reject) => {
+  return import('node:child_process').then(({ execFile }) => new Promise<boolean>((resolve, reject) => {
     execFile(opts.command ?? 'systemd-notify', args, { env, timeout: opts.timeoutMs ?? 5000, killSignal: 'SIGKILL', encoding: 'utf8' }, (err, _stdout, stderr) => {
       if (err) reject(new Error(`systemd-notify ${args.join(' ')} failed: ${stderr.trim() || err.message}`, { cause: err }));
       else resolve(true);
     });
-  });
+  }));
 }
 
 /** Half of WatchdogSec= in ms, when systemd watches this process; null otherwise. */

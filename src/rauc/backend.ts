@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as z from 'zod';
 import type { BootInfo, EffectContext, RebootOutcome, SlotInfo, UpdateBackend } from '../core/backend.js';
-import { fetchArtifact } from '../fetch/index.js';
 import type { Announcement } from '../schemas/announcement.js';
 import { Version } from '../schemas/common.js';
 import { requestReboot } from '../systemd/reboot.js';
@@ -111,6 +110,7 @@ export class RaucBackend implements UpdateBackend {
     if (a.backend !== 'rauc') throw new Error('the RAUC backend takes rauc announcements only');
     if (this.opts.passUrlToRauc) return;
     await mkdir(this.downloadDir, { recursive: true, mode: 0o700 });
+    const { fetchArtifact } = await import('../fetch/index.js');
     await fetchArtifact({
       url: a.artifact.url,
       destPath: this.bundlePath(a),

@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as z from 'zod';
 import type { BootInfo, EffectContext, RebootOutcome, SlotInfo, UpdateBackend } from '../core/backend.js';
-import { fetchArtifact } from '../fetch/index.js';
 import type { Announcement } from '../schemas/announcement.js';
 import { Version } from '../schemas/common.js';
 import { chooseBootSlot, otherSlot, readBootloader, writeBootloader, writeFileDurable, type SlotName } from './bootloader.js';
@@ -114,6 +113,7 @@ export class SimulatedBackend implements UpdateBackend {
   async download(a: Announcement, ctx: EffectContext): Promise<void> {
     if (a.backend !== 'rauc') throw new Error('the simulated backend takes rauc-style announcements only');
     mkdirSync(this.downloadDir, { recursive: true, mode: 0o700 });
+    const { fetchArtifact } = await import('../fetch/index.js');
     await fetchArtifact({
       url: a.artifact.url,
       destPath: this.downloadPath(a),
