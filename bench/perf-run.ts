@@ -79,8 +79,8 @@ const { values } = parseArgs({
     'download-flag-variants': { type: 'string', default: '' },
     'rauc-mib': { type: 'string', default: '200' },
     'rauc-rounds': { type: 'string', default: '2' },
-    'agent-flags': { type: 'string', default: '--max-semi-space-size=1' }, // as systemd/ota-agent.service starts it
-    variants: { type: 'string', default: '--max-semi-space-size=1;--max-semi-space-size=1 --max-old-space-size=48;--jitless' },
+    'agent-flags': { type: 'string', default: '--max-semi-space-size=1 --jitless' }, // as systemd/ota-agent.service starts it
+    variants: { type: 'string', default: '--max-semi-space-size=1;--max-semi-space-size=1 --no-opt;--max-semi-space-size=1 --no-opt --no-sparkplug' },
     compare: { type: 'string', default: '' },
     'compare-store': { type: 'string' },
     'no-mender': { type: 'boolean', default: false },

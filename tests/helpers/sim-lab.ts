@@ -57,7 +57,7 @@ export class SimLab {
     return ++this.seq;
   }
 
-  async device(opts: Partial<SimDeviceOptions> & { configOverride?: (c: ConfigInput) => ConfigInput; entry?: string } = {}): Promise<LabDevice> {
+  async device(opts: Partial<SimDeviceOptions> & { configOverride?: (c: ConfigInput) => ConfigInput; entry?: string; env?: NodeJS.ProcessEnv } = {}): Promise<LabDevice> {
     const id = opts.deviceId ?? `dev-${randomBytes(4).toString('hex')}`;
     const compatible = opts.compatible ?? `gw-${randomBytes(3).toString('hex')}`;
     const dir = join(this.dir, id);
@@ -67,7 +67,7 @@ export class SimLab {
     const configPath = join(dir, 'agent.json');
     writeFileSync(configPath, JSON.stringify(config, null, 2));
     const logs: string[] = [];
-    const sim = new SimulatedDevice({ configPath, onOutput: (l) => logs.push(l), ...(opts.entry === undefined ? {} : { entry: opts.entry }) });
+    const sim = new SimulatedDevice({ configPath, onOutput: (l) => logs.push(l), ...(opts.entry === undefined ? {} : { entry: opts.entry }), ...(opts.env === undefined ? {} : { env: opts.env }) });
     const device: LabDevice = {
       id,
       dir,

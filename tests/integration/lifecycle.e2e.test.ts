@@ -32,8 +32,12 @@ describe.each([5, 4] as const)('lifecycle over MQTT %s', (protocolVersion) => {
     expect(steps).toEqual(['idle>accepted', 'accepted>downloading', 'downloading>installing', 'installing>rebooting', 'rebooting>verifying', 'verifying>committing', 'committing>committed']);
   });
 
-  it('the bundled agent (dist/bundle, what a release ships) runs the same update to committed', async () => {
-    const dev = await lab.device({ entry: 'dist/bundle/ota-agent.mjs' });
+  it('the bundled agent (dist/bundle, what a release ships), with the node options of systemd/ota-agent.service, runs the same update to committed', async () => {
+    // The unit's NODE_OPTIONS (--jitless among them, docs/performance.md): the agent as it runs on a device.
+    const unit = readFileSync(new URL('../../systemd/ota-agent.service', import.meta.url), 'utf8');
+    const nodeOptions = /^Environment="NODE_OPTIONS=([^"]+)"$/m.exec(unit)?.[1];
+    expect(nodeOptions).toContain('--jitless');
+    const dev = await lab.device({ entry: 'dist/bundle/ota-agent.mjs', env: { NODE_OPTIONS: nodeOptions } });
     const a = lab.announcement(dev, '1.2.0');
     await lab.announce(dev, a);
     const result = await lab.watcher.waitForResult(dev.id, a.id);
@@ -41,6 +45,7 @@ describe.each([5, 4] as const)('lifecycle over MQTT %s', (protocolVersion) => {
     // Two processes (before and after the simulated reboot), both from the bundle.
     expect(dev.sim.bootCount).toBe(2);
     expect(readFileSync(`/proc/${String(dev.sim.pid)}/cmdline`, 'utf8')).toContain('dist/bundle/ota-agent.mjs');
+    expect(readFileSync(`/proc/${String(dev.sim.pid)}/environ`, 'utf8').split('\0')).toContain(`NODE_OPTIONS=${String(nodeOptions)}`);
     const steps = lab.watcher.eventsOf(dev.id).filter((e) => e.updateId === a.id).map((e) => e.to);
     expect(steps).toEqual(['accepted', 'downloading', 'installing', 'rebooting', 'verifying', 'committing', 'committed']);
   });
