@@ -150,13 +150,13 @@ class Watcher {
 
 interface Device { id: string; dir: string; configPath: string; compatible: string }
 
-function makeDevice(broker: string, name: string): Device {
+function makeDevice(broker: string, name: string, logLevel: 'warn' | 'debug' = 'warn'): Device {
   const id = `perf-${name}-${randomBytes(2).toString('hex')}`;
   const dir = join(work, id);
   mkdirSync(dir, { recursive: true });
   // A compatible of its own: a flood at one device's announcement topic reaches no other agent.
   const compatible = `perf-${name}`;
-  const config = simulatedDeviceConfig({ dir, deviceId: id, brokerUrl: broker, protocolVersion: 5, publicKeyPem: key.publicKeyPem, compatible, logLevel: 'warn' });
+  const config = simulatedDeviceConfig({ dir, deviceId: id, brokerUrl: broker, protocolVersion: 5, publicKeyPem: key.publicKeyPem, compatible, logLevel });
   const configPath = join(dir, 'agent.json');
   writeFileSync(configPath, JSON.stringify(config, null, 2));
   return { id, dir, configPath, compatible };
@@ -745,21 +745,25 @@ async function main(): Promise<number> {
   const watcher = broker ? await Watcher.connect(broker.url) : null;
   try {
     if (broker && watcher && (only.has('idle') || only.has('flood'))) {
-      let idle: Awaited<ReturnType<typeof idlePhase>> | null = null;
-      if (only.has('idle')) idle = await idlePhase(broker.url, watcher);
-      else {
-        const dev = makeDevice(broker.url, 'flood');
+      if (only.has('idle')) {
+        const idle = await idlePhase(broker.url, watcher);
+        // All of them go first: the flood is measured on an otherwise idle machine.
+        for (const i of [...idle.others, idle.agent]) await end(i.proc);
+      }
+      if (only.has('flood')) {
+        // An agent of its own, logging at debug: refusals over the refusal budget
+        // (src/agent/refusal-budget.ts) are logged at debug only, and its log is how the bench
+        // counts what the agent decided. So this agent also writes a log line per message.
+        const dev = makeDevice(broker.url, 'flood', 'debug');
         const seen = watcher.next(stateOf(dev.id), 30_000, `${dev.id} state`);
         const agent = spawnAgent(dev, AGENT_FLAGS);
         await seen;
-        idle = { agent: { name: 'ota-agent', pid: () => [agent.proc.pid as number], proc: agent.proc, agent, dev }, others: [] };
-      }
-      // The others go first: the flood is measured on an otherwise idle machine.
-      for (const i of idle.others) await end(i.proc);
-      try {
-        if (only.has('flood')) await floodPhase(broker.url, idle.agent);
-      } finally {
-        await end(idle.agent.proc);
+        await sleep(10_000);
+        try {
+          await floodPhase(broker.url, { name: 'ota-agent', pid: () => [agent.proc.pid as number], proc: agent.proc, agent, dev });
+        } finally {
+          await end(agent.proc);
+        }
       }
     }
     if (broker && watcher && only.has('start')) await startPhase(broker.url, watcher);

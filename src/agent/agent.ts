@@ -177,7 +177,7 @@ export class Agent extends EventEmitter<AgentEvents> {
       return decision;
     }
     if (decision.kind === 'reject') {
-      if (!this.admitRefusal(decision.reason, topic)) {
+      if (!this.admitRefusal(decision.reason, topic, decision.digest)) {
         log.debug({ topic, reason: decision.reason }, `announcement refused (counted, over the refusal budget): ${decision.message}`);
         return decision;
       }
@@ -454,10 +454,10 @@ export class Agent extends EventEmitter<AgentEvents> {
   }
 
   /** False when this refusal is only counted (src/agent/refusal-budget.ts); a summary follows. */
-  private admitRefusal(reason: RejectReason, topic: string): boolean {
-    if (this.refusals.admit(reason, topic)) return true;
+  private admitRefusal(reason: RejectReason, topic: string, digest?: string): boolean {
+    if (this.refusals.admit(reason, topic, digest)) return true;
     if (this.refusalSummaryTimer === null) {
-      this.deps.log.warn({ reason, topic }, 'refusal budget spent: further refusals of unauthenticated messages are counted and reported once a minute');
+      this.deps.log.warn({ reason, topic }, 'refusal budget spent: further refusals of unauthenticated or repeated messages are counted and reported once a minute');
       this.refusalSummaryTimer = setTimeout(() => this.reportSuppressedRefusals(), REFUSAL_SUMMARY_MS);
       this.refusalSummaryTimer.unref?.();
     }

@@ -7,8 +7,12 @@
 // only within a token bucket (a burst, then a steady rate); beyond it they are counted in memory
 // and reported as one RATE_LIMITED event with the counts per reason.
 //
-// Refusals of messages a trusted key signed (EXPIRED, REPLAYED, NOT_NEWER, ...) are never
-// throttled: only a key holder can produce them, and each one is news to the fleet owner.
+// A message a trusted key signed and the device refuses (EXPIRED, REPLAYED, NOT_NEWER, ...) is
+// recorded the first time, always: only a key holder can produce a new one, and each is news to
+// the fleet owner. The same message again is not: anyone who saw it once (a compromised broker)
+// can replay it at any rate, alternating several so that the "same as last time" check does not
+// catch it. Repeats of a signed message already refused for the same reason therefore go through
+// the same budget (measured: such a replay flood cost one fsync per message, docs/performance.md).
 // The counts are lost if the agent is killed before it reports them: nothing else is, since a
 // throttled message changed nothing on the device.
 import type { RejectReason } from '../core/reasons.js';
@@ -25,6 +29,8 @@ export const UNAUTHENTICATED_REASONS: ReadonlySet<RejectReason> = new Set<Reject
 ]);
 
 const MAX_TOPICS = 4;
+/** Signed refusals remembered to tell a repeat from a new message (a 64-hex digest each). */
+const SIGNED_SEEN = 512;
 
 export interface RefusalBudgetOptions {
   /** Refusals recorded back to back before the rate applies. */
@@ -48,6 +54,8 @@ export class RefusalBudget {
   private counts = new Map<RejectReason, number>();
   private topics = new Set<string>();
   private firstAt = 0;
+  /** reason + digest of signed messages refused and recorded; oldest first (Map keeps insertion order). */
+  private readonly signedSeen = new Map<string, true>();
 
   constructor(
     private readonly opts: RefusalBudgetOptions,
@@ -57,9 +65,20 @@ export class RefusalBudget {
     this.refilledAt = clock();
   }
 
-  /** True: record this refusal as usual. False: it was counted, to be reported in a summary. */
-  admit(reason: RejectReason, topic: string): boolean {
-    if (!UNAUTHENTICATED_REASONS.has(reason)) return true;
+  /**
+   * True: record this refusal as usual. False: it was counted, to be reported in a summary.
+   * `digest` identifies the message; without it a signed refusal is always recorded.
+   */
+  admit(reason: RejectReason, topic: string, digest?: string): boolean {
+    if (!UNAUTHENTICATED_REASONS.has(reason)) {
+      if (digest === undefined) return true;
+      const key = `${reason}:${digest}`;
+      if (!this.signedSeen.has(key)) {
+        this.signedSeen.set(key, true);
+        if (this.signedSeen.size > SIGNED_SEEN) this.signedSeen.delete(this.signedSeen.keys().next().value as string);
+        return true;
+      }
+    }
     this.refill();
     if (this.tokens >= 1) {
       this.tokens -= 1;
@@ -99,5 +118,5 @@ export function describeSummary(s: SuppressedSummary): string {
   const parts = Object.entries(s.byReason)
     .sort((a, b) => (b[1] ?? 0) - (a[1] ?? 0))
     .map(([reason, n]) => `${reason} ${String(n)}`);
-  return `${String(s.total)} refused unauthenticated message(s) since ${new Date(s.since).toISOString()} were counted, not recorded one by one: ${parts.join(', ')}`;
+  return `${String(s.total)} refused unauthenticated or repeated message(s) since ${new Date(s.since).toISOString()} were counted, not recorded one by one: ${parts.join(', ')}`;
 }

@@ -47,7 +47,7 @@ describe('refusal budget under a flood', () => {
     const summary = events.at(-1);
     expect(summary?.reason).toBe('RATE_LIMITED');
     const counted = 220 - recorded;
-    expect(summary?.message).toContain(`${String(counted)} refused unauthenticated message(s)`);
+    expect(summary?.message).toContain(`${String(counted)} refused unauthenticated or repeated message(s)`);
     expect(summary?.message).toMatch(/UNKNOWN_KEY 10\d|UNKNOWN_KEY 9\d/);
     expect(summary?.message).toMatch(/MALFORMED_JSON \d+/);
     expect(h.store.current()).toBeNull();
