@@ -62,8 +62,8 @@ export function connectMqtt(url: string, options: IClientOptions): MqttClient {
   if (opts.clean === false && !opts.clientId) throw new Error('Missing clientId for unclean clients');
   opts.defaultProtocol = opts.protocol;
   const build = secure ? buildTls : buildTcp;
-  // The builder is called on every (re)connect with the options; like mqtt.connect(), each call
-  // gets the same object, which the builders complete (hostname, servername, default port).
+  // The builder is called on every (re)connect, with the same options each time (as mqtt.connect()
+  // does); these builders only read them.
   const client = new mqtt.MqttClient((c) => build(c, opts), opts);
   // As mqtt.connect(): errors reach the caller's own 'error' listener; this one keeps an error
   // emitted before that listener is attached from crashing the process.
