@@ -54,8 +54,8 @@ export class RefusalBudget {
   private counts = new Map<RejectReason, number>();
   private topics = new Set<string>();
   private firstAt = 0;
-  /** reason + digest of signed messages refused and recorded; oldest first (Map keeps insertion order). */
-  private readonly signedSeen = new Map<string, true>();
+  /** reason + digest of signed messages refused and recorded; oldest first (a Set keeps insertion order). */
+  private readonly signedSeen = new Set<string>();
 
   constructor(
     private readonly opts: RefusalBudgetOptions,
@@ -74,8 +74,8 @@ export class RefusalBudget {
       if (digest === undefined) return true;
       const key = `${reason}:${digest}`;
       if (!this.signedSeen.has(key)) {
-        this.signedSeen.set(key, true);
-        if (this.signedSeen.size > SIGNED_SEEN) this.signedSeen.delete(this.signedSeen.keys().next().value as string);
+        this.signedSeen.add(key);
+        if (this.signedSeen.size > SIGNED_SEEN) this.signedSeen.delete(this.signedSeen.values().next().value as string);
         return true;
       }
     }

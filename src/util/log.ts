@@ -24,8 +24,8 @@ export const REDACT_PATHS = [
 ];
 const CENSOR = '[redacted]';
 
-export const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity } as const;
-export type LevelName = keyof typeof LEVELS;
+const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity } as const;
+type LevelName = keyof typeof LEVELS;
 
 /** Where lines go: anything with write(string), e.g. process.stdout or a Writable. */
 export interface LogDestination {

@@ -1,6 +1,6 @@
 // A flood of unsigned or wrongly signed messages must not turn into a flood of disk writes and
 // outbox events (src/agent/refusal-budget.ts): the first ones are recorded one by one, the rest are
-// counted and reported as one RATE_LIMITED event, and refusals of signed messages still each get one.
+// counted and reported as one RATE_LIMITED event; a signed message refused is recorded the first time, and replays of it go through the budget too.
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   COMMANDS,
@@ -52,5 +52,32 @@ describe('refusal budget under a flood', () => {
     expect(summary?.message).toMatch(/MALFORMED_JSON \d+/);
     expect(h.store.current()).toBeNull();
     expect(h.slotsDigest()).toBe(slots);
+  });
+
+  it('a replay flood of signed announcements: the first refusal of each is recorded, the repeats go through the budget', async () => {
+    h = await harness((c) => ({ ...c, limits: { refusalBurst: 5, refusalsPerMinute: 1 } }));
+    // Two genuine announcements the device refuses (older than what it runs), replayed alternately
+    // so that the "same as last time" check does not catch them.
+    const stale = [signedAnnouncement(announcement({ version: '1.0.0', sequence: 7001 })), signedAnnouncement(announcement({ version: '1.1.0', sequence: 7002 }))];
+    const first = stale.map((b) => h!.agent.handleAnnouncement(STABLE, b));
+    for (const d of first) expect(d).toMatchObject({ kind: 'reject' });
+    const reason = (first[0] as { reason: string }).reason;
+    // A repeat is refused (recorded or counted), or ignored as the same message as the last one recorded.
+    let refused = 0;
+    for (let i = 0; i < 100; i++) {
+      const d = h.agent.handleAnnouncement(STABLE, stale[i % 2] as Buffer);
+      expect(['reject', 'ignore']).toContain(d?.kind);
+      if (d?.kind === 'reject') refused++;
+    }
+    const rejected = h.outbox().filter((e) => e.type === 'rejected');
+    // 2 first refusals + the budget's burst of 5 (at most one more if a token refilled), not one per message.
+    expect(refused).toBeGreaterThan(50);
+    expect(rejected.length).toBeGreaterThanOrEqual(7);
+    expect(rejected.length).toBeLessThanOrEqual(8);
+    await h.agent.stop();
+    const summary = h.outbox().filter((e) => e.type === 'rejected').at(-1);
+    expect(summary?.reason).toBe('RATE_LIMITED');
+    expect(summary?.message).toContain(`${String(2 + refused - rejected.length)} refused unauthenticated or repeated message(s)`);
+    expect(summary?.message).toContain(reason);
   });
 });
